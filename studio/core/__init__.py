@@ -1,0 +1,48 @@
+"""The method core: configs, registry, target matching, adapter layers, inject/freeze, save/load, merge.
+
+Depends on torch and safetensors only; domain packages (`vision`, `vlm`, `diffusion`) register their
+methods here.
+"""
+
+from .config import AdapterConfig, check_range, hfield
+from .inject import classifier_name, disable_adapters, inject, resolve_modules_to_save
+from .io import atomic_path, load_adapter, read_adapter_config, save_adapter, save_tensors, write_json
+from .layer import AdapterLayer, adapter_layers, adapter_parameter_names
+from .merge import merge, unmerge
+from .modes import train_mode
+from .registry import Method, get_method, list_methods, register_method
+from .report import parameter_report
+from .state import AdapterState, adapter_state_dict, get_adapter_state
+from .targets import find_targets, replace_module
+
+__all__ = [
+    "AdapterConfig",
+    "AdapterLayer",
+    "AdapterState",
+    "Method",
+    "adapter_layers",
+    "adapter_parameter_names",
+    "adapter_state_dict",
+    "atomic_path",
+    "check_range",
+    "classifier_name",
+    "disable_adapters",
+    "find_targets",
+    "get_adapter_state",
+    "get_method",
+    "hfield",
+    "inject",
+    "list_methods",
+    "load_adapter",
+    "merge",
+    "parameter_report",
+    "read_adapter_config",
+    "register_method",
+    "replace_module",
+    "resolve_modules_to_save",
+    "save_adapter",
+    "save_tensors",
+    "train_mode",
+    "unmerge",
+    "write_json",
+]

@@ -1,0 +1,19 @@
+"""The project's one training loop, built on HF accelerate.
+
+`train` fits the trainable parameters of a model with checkpointing, exact resume, callbacks and evaluation.
+"""
+
+from .callbacks import Callback, TrainState
+from .checkpoint import latest_checkpoint, list_checkpoints
+from .loop import TrainResult, train
+from .schedule import WarmupCosine
+
+__all__ = [
+    "Callback",
+    "TrainResult",
+    "TrainState",
+    "WarmupCosine",
+    "latest_checkpoint",
+    "list_checkpoints",
+    "train",
+]

@@ -1,0 +1,65 @@
+"""Configs validate and document themselves; the registry names what it knows."""
+
+import dataclasses
+
+import pytest
+
+import vision
+from studio.core import get_method, inject, list_methods
+
+
+def test_unknown_method_lists_known_ones():
+    with pytest.raises(KeyError) as err:
+        get_method("prefix_tuning")
+    for name in ("vpt", "adaptformer", "ssf", "lora", "bitfit", "linear_probe", "full"):
+        assert name in str(err.value)
+    assert set(vision.METHOD_CONFIGS) <= set(list_methods())
+
+
+@pytest.mark.parametrize("config_cls", list(vision.METHOD_CONFIGS.values()))
+def test_every_field_has_help(config_cls):
+    fields = dataclasses.fields(config_cls)
+    assert fields, config_cls
+    for field in fields:
+        assert len(config_cls.help()[field.name]) > 10, (config_cls.__name__, field.name)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: vision.VPTConfig(num_tokens=0),
+        lambda: vision.VPTConfig(dropout=1.5),
+        lambda: vision.AdaptFormerConfig(bottleneck=0),
+        lambda: vision.LoRAConfig(r=0),
+        lambda: vision.LoRAConfig(qkv_parts="qx"),
+        lambda: vision.SSFConfig(init_std=-1.0),
+        lambda: vision.SSFConfig(modules_to_save="head"),
+    ],
+)
+def test_invalid_values_are_rejected(make):
+    with pytest.raises(ValueError):
+        make()
+
+
+def test_from_dict_roundtrip_and_unknown_fields():
+    config = vision.VPTConfig(num_tokens=5, deep=False)
+    assert vision.VPTConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="num_tokens"):
+        vision.VPTConfig.from_dict({"num_token": 5})
+
+
+def test_targets_that_match_nothing_name_the_modules(tiny_vit):
+    with pytest.raises(ValueError, match="blocks"):
+        inject(tiny_vit(), vision.LoRAConfig(target_modules=["query"]))
+
+
+def test_adapters_do_not_stack(tiny_vit):
+    model = inject(tiny_vit(), vision.SSFConfig())
+    with pytest.raises(ValueError, match="already carries"):
+        inject(model, vision.LoRAConfig())
+
+
+def test_non_vit_models_get_a_clear_error():
+    model = vision.create_model("resnet18", num_classes=2)
+    with pytest.raises(ValueError, match="vision transformer"):
+        inject(model, vision.AdaptFormerConfig())

@@ -1,0 +1,74 @@
+"""The import direction of DESIGN.md, checked on the source with `ast`."""
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+STDLIB = set(sys.stdlib_module_names) | {"__future__"}
+DOMAINS = ("vision", "vlm", "diffusion")
+
+
+def _imports(package: str) -> dict[str, set[str]]:
+    """Top-level modules imported by each file of `package` (relative imports resolved to absolute)."""
+    found = {}
+    for file in (ROOT / package).rglob("*.py"):
+        package_parts = list(file.relative_to(ROOT).parent.parts)  # what a relative import starts from
+        names = set()
+        for node in ast.walk(ast.parse(file.read_text(), str(file))):
+            if isinstance(node, ast.Import):
+                names |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level:
+                base = package_parts[: len(package_parts) - node.level + 1]
+                names.add(".".join(base + ([node.module] if node.module else [])))
+            elif isinstance(node, ast.ImportFrom):
+                names.add(node.module)
+        found[str(file.relative_to(ROOT))] = names
+    return found
+
+
+def _violations(package: str, allowed) -> list[str]:
+    return [
+        f"{file}: {name}" for file, names in _imports(package).items() for name in names if not allowed(name)
+    ]
+
+
+def test_core_imports_only_torch_and_safetensors():
+    def allowed(name):
+        top = name.split(".")[0]
+        return (
+            top in STDLIB
+            or top in ("torch", "safetensors")
+            or name.startswith("studio.core")
+            or name == "studio"
+        )
+
+    assert _violations("studio/core", allowed) == []
+
+
+@pytest.mark.parametrize("domain", [d for d in DOMAINS if (ROOT / d).is_dir()])
+def test_domains_use_only_the_core_engine_and_their_library(domain):
+    forbidden = {"gradio", "studio.ui", "studio.cli"} | {d for d in DOMAINS if d != domain}
+
+    def allowed(name):
+        return not any(name == f or name.startswith(f + ".") for f in forbidden)
+
+    assert _violations(domain, allowed) == []
+
+
+def test_engine_imports_no_domain_or_gradio():
+    def allowed(name):
+        return name.split(".")[0] not in (*DOMAINS, "gradio", "timm", "open_clip", "diffusers")
+
+    assert _violations("studio/engine", allowed) == []
+
+
+def test_the_checker_sees_a_violation(tmp_path, monkeypatch):
+    """Guard against a rule test that cannot fail: a planted bad import is reported."""
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    (tmp_path / "studio" / "core").mkdir(parents=True)
+    (tmp_path / "studio" / "core" / "bad.py").write_text("import timm\nfrom .ok import x\n")
+    with pytest.raises(AssertionError):
+        test_core_imports_only_torch_and_safetensors()

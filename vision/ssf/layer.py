@@ -1,0 +1,72 @@
+"""The scale-shift layer that follows a Linear, LayerNorm or Conv2d, and its merge into that layer."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from studio.core import AdapterLayer
+
+SUPPORTED = (nn.Linear, nn.LayerNorm, nn.Conv2d)
+
+
+def _channels(layer: nn.Module) -> int:
+    if isinstance(layer, nn.Linear):
+        return layer.out_features
+    if isinstance(layer, nn.Conv2d):
+        return layer.out_channels
+    if isinstance(layer, nn.LayerNorm):
+        if len(layer.normalized_shape) != 1 or not layer.elementwise_affine:
+            raise ValueError("SSF needs a LayerNorm over the last dimension with an affine weight")
+        return layer.normalized_shape[0]
+    raise TypeError(f"SSF supports {[t.__name__ for t in SUPPORTED]}, not {type(layer).__name__}")
+
+
+class ScaleShift(AdapterLayer):
+    """`y = γ ⊙ base(x) + β`, per output channel (last dim for Linear/LayerNorm, dim 1 for Conv2d).
+
+    Args:
+        base_layer: the Linear, LayerNorm or Conv2d it follows.
+        init_std: std of the random init around γ=1, β=0 (0 = exact identity).
+    """
+
+    def __init__(self, base_layer: nn.Module, init_std: float = 0.0) -> None:
+        super().__init__(base_layer)
+        channels = _channels(base_layer)
+        self.scale = nn.Parameter(1.0 + init_std * torch.randn(channels))
+        self.shift = nn.Parameter(init_std * torch.randn(channels))
+        self._bias_added = False
+
+    def _view(self, t: torch.Tensor, ndim: int) -> torch.Tensor:
+        if isinstance(self.base_layer, nn.Conv2d):
+            return t.view(-1, *([1] * (ndim - 2)))
+        return t
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The base layer's output, scaled and shifted."""
+        y = self.base_layer(x)
+        if not self.active:
+            return y
+        return y * self._view(self.scale, y.ndim).to(y.dtype) + self._view(self.shift, y.ndim).to(y.dtype)
+
+    def merge(self) -> None:
+        """`W' = diag(γ)·W`, `b' = γ ⊙ b + β` (a bias is added if the layer had none)."""
+        base = self.base_layer
+        gamma = self.scale.detach().to(base.weight.dtype)
+        if base.bias is None:
+            base.bias = nn.Parameter(torch.zeros_like(gamma), requires_grad=False)
+            self._bias_added = True
+        base.weight.mul_(gamma.view(-1, *([1] * (base.weight.ndim - 1))))
+        base.bias.mul_(gamma).add_(self.shift.detach().to(base.bias.dtype))
+
+    def unmerge(self) -> None:
+        """Invert `merge`; refuses when a scale is too close to zero to divide by."""
+        base = self.base_layer
+        gamma = self.scale.detach().to(base.weight.dtype)
+        if gamma.abs().min() < 1e-6:
+            raise ValueError("cannot unmerge SSF: a scale is ~0, so the base weight is lost")
+        base.bias.sub_(self.shift.detach().to(base.bias.dtype)).div_(gamma)
+        base.weight.div_(gamma.view(-1, *([1] * (base.weight.ndim - 1))))
+        if self._bias_added:
+            base.bias = None
+            self._bias_added = False
