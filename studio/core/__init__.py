@@ -4,6 +4,7 @@ Depends on torch and safetensors only; domain packages (`vision`, `vlm`, `diffus
 methods here.
 """
 
+from .assets import assets_dir, is_asset_name, resolve_asset
 from .config import AdapterConfig, check_range, hfield
 from .inject import classifier_name, disable_adapters, inject, resolve_modules_to_save
 from .io import atomic_path, load_adapter, read_adapter_config, save_adapter, save_tensors, write_json
@@ -23,6 +24,7 @@ __all__ = [
     "adapter_layers",
     "adapter_parameter_names",
     "adapter_state_dict",
+    "assets_dir",
     "atomic_path",
     "check_range",
     "classifier_name",
@@ -32,6 +34,7 @@ __all__ = [
     "get_method",
     "hfield",
     "inject",
+    "is_asset_name",
     "list_methods",
     "load_adapter",
     "merge",
@@ -39,6 +42,7 @@ __all__ = [
     "read_adapter_config",
     "register_method",
     "replace_module",
+    "resolve_asset",
     "resolve_modules_to_save",
     "save_adapter",
     "save_tensors",

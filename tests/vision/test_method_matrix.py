@@ -142,3 +142,27 @@ def test_vpt_respects_register_tokens(tiny_vit):
     model = inject(tiny_vit(reg_tokens=2), vision.VPTConfig(num_tokens=3)).eval()
     assert model.blocks[0].prefix == 3
     assert model.forward_features(X).shape == base.forward_features(X).shape
+
+
+@pytest.mark.parametrize("shape, scale_shape", [((4, 5, 6), (6,)), ((2, 6, 3, 3), (6, 1, 1))])
+def test_ssf_memory_saving_backward_matches_autograd(shape, scale_shape):
+    from vision.ssf.layer import _ScaleShiftFunction
+
+    y = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    scale = (1 + 0.1 * torch.randn(scale_shape, dtype=torch.float64)).requires_grad_()
+    shift = torch.randn(scale_shape, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(_ScaleShiftFunction.apply, (y, scale, shift))
+
+
+def test_lora_on_fused_qkv_changes_only_q_and_v():
+    from vision.lora.layer import LoRALinear
+
+    base = torch.nn.Linear(8, 24)
+    layer = LoRALinear(base, r=2, alpha=2.0, dropout=0.0, num_slices=3, slices=(0, 2))
+    torch.nn.init.normal_(layer.lora_B)
+    x = torch.randn(5, 8)
+    delta = (layer(x) - base(x)).view(5, 3, 8)
+    assert delta[:, 1].abs().max() == 0
+    assert delta[:, 0].abs().min() > 0 and delta[:, 2].abs().min() > 0
+    expected_q = x @ layer.lora_A[0].T @ layer.lora_B[0].T
+    torch.testing.assert_close(delta[:, 0], expected_q)

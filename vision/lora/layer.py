@@ -35,31 +35,31 @@ class LoRALinear(AdapterLayer):
         for a in self.lora_A:
             nn.init.kaiming_uniform_(a, a=math.sqrt(5))
 
-    def _delta_weight(self) -> torch.Tensor:
-        delta = torch.zeros_like(self.base_layer.weight).view(
-            self.num_slices, -1, self.base_layer.in_features
-        )
-        delta[list(self.slices)] = (self.lora_B @ self.lora_A).to(delta.dtype) * self.scaling
-        return delta.view_as(self.base_layer.weight)
+    def _factors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """`A` as (k·r, in) and a block-structured `B` as (out, k·r): slice j's rows use only update j.
+
+        One pair of small matmuls then updates every adapted slice, with no scatter into the output.
+        """
+        k, out_slice, r = self.lora_B.shape
+        b = self.lora_B.new_zeros(self.num_slices, out_slice, k, r)
+        b[list(self.slices), :, torch.arange(k), :] = self.lora_B * self.scaling
+        return self.lora_A.reshape(k * r, -1), b.reshape(self.num_slices * out_slice, k * r)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The base output plus the low-rank updates on the adapted slices."""
         y = self.base_layer(x)
         if not self.active:
             return y
-        h = F.dropout(x, self.dropout, self.training).to(self.lora_A.dtype)
-        update = torch.einsum("...i,kri->...kr", h, self.lora_A)
-        update = torch.einsum("...kr,kor->...ko", update, self.lora_B) * self.scaling
-        if len(self.slices) == self.num_slices:
-            return y + update.flatten(-2).to(y.dtype)
-        full = y.new_zeros(*y.shape[:-1], self.num_slices, y.shape[-1] // self.num_slices)
-        full[..., list(self.slices), :] = update.to(y.dtype)
-        return y + full.flatten(-2)
+        a, b = self._factors()
+        h = F.dropout(x, self.dropout, self.training).to(a.dtype)
+        return y + F.linear(F.linear(h, a), b).to(y.dtype)
 
     def merge(self) -> None:
         """`W += (alpha / r) · B A` on the adapted slices."""
-        self.base_layer.weight.add_(self._delta_weight())
+        a, b = self._factors()
+        self.base_layer.weight.add_((b @ a).to(self.base_layer.weight.dtype))
 
     def unmerge(self) -> None:
         """`W -= (alpha / r) · B A`."""
-        self.base_layer.weight.sub_(self._delta_weight())
+        a, b = self._factors()
+        self.base_layer.weight.sub_((b @ a).to(self.base_layer.weight.dtype))

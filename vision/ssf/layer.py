@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from studio.core import AdapterLayer
 
@@ -20,6 +21,27 @@ def _channels(layer: nn.Module) -> int:
             raise ValueError("SSF needs a LayerNorm over the last dimension with an affine weight")
         return layer.normalized_shape[0]
     raise TypeError(f"SSF supports {[t.__name__ for t in SUPPORTED]}, not {type(layer).__name__}")
+
+
+class _ScaleShiftFunction(torch.autograd.Function):
+    """`y·γ + β` that keeps only its output for backward and recovers `y = (out − β) / γ` there.
+
+    The next layer (qkv, fc1, GELU, the attention) already saves that output, so SSF adds no activation
+    memory at those places; a plain `y * γ + β` would keep `y` as well, costing more memory than full
+    fine-tuning.
+    """
+
+    @staticmethod
+    def forward(ctx, y: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        out = torch.addcmul(shift, y, scale)
+        ctx.save_for_backward(out, scale, shift)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        out, scale, shift = ctx.saved_tensors
+        y = (out - shift) / scale
+        return grad * scale, (grad * y).sum_to_size(scale.shape), grad.sum_to_size(shift.shape)
 
 
 class ScaleShift(AdapterLayer):
@@ -44,10 +66,18 @@ class ScaleShift(AdapterLayer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The base layer's output, scaled and shifted."""
-        y = self.base_layer(x)
+        base = self.base_layer
+        if self.active and isinstance(base, nn.LayerNorm):
+            # Folded into the norm's affine: the norm keeps what its backward needs, SSF adds no activation.
+            weight, bias = base.weight * self.scale, base.bias * self.scale + self.shift
+            return F.layer_norm(x, base.normalized_shape, weight.to(x.dtype), bias.to(x.dtype), base.eps)
+        y = base(x)
         if not self.active:
             return y
-        return y * self._view(self.scale, y.ndim).to(y.dtype) + self._view(self.shift, y.ndim).to(y.dtype)
+        scale, shift = self._view(self.scale, y.ndim).to(y.dtype), self._view(self.shift, y.ndim).to(y.dtype)
+        if torch.is_grad_enabled() and scale.detach().abs().min() > 1e-3:
+            return _ScaleShiftFunction.apply(y, scale, shift)
+        return torch.addcmul(shift, y, scale)  # near-zero scales cannot be divided by: keep y for backward
 
     def merge(self) -> None:
         """`W' = diag(γ)·W`, `b' = γ ⊙ b + β` (a bias is added if the layer had none)."""
