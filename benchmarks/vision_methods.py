@@ -1,135 +1,149 @@
 """Cost of every vision method on one model, as ratios measured in one run.
 
-For each method: trainable parameters; train-step time and peak training memory as ratios to full
-fine-tuning; inference time as a ratio to the base model. HF peft's LoRA is measured in the same run as
-the outside reference. Each training measurement runs in a fresh process so that peak memory is its own.
+For each method: trainable parameters; train-step time and training memory as ratios to full
+fine-tuning (and step time to HF peft's LoRA, measured in the same run as the outside reference);
+inference time as a ratio to the base model. Step and forward times are interleaved round by round over
+the methods, so that load on the machine affects them alike; the table shows medians.
+
+Training memory is what a step adds to the weights: on CUDA the peak allocated during the step; on CPU,
+exactly, the tensors autograd saves for backward (activations) plus gradients and optimizer state.
 
     python benchmarks/vision_methods.py                      # vit_small_patch16_224, batch 8 at 224, CPU
-    python benchmarks/vision_methods.py --model vit_base_patch16_224 --steps 10
+    python benchmarks/vision_methods.py --model vit_base_patch16_224 --rounds 5
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
-import resource
 import statistics
 import time
 
 import torch
 
+import vision
+from studio.core import inject, merge, train_mode
+
 METHODS = ["full", "linear_probe", "bitfit", "lora", "peft_lora", "vpt", "vpt_shallow", "adaptformer", "ssf"]
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize()
-
-
-def _build(model_name: str, method: str, num_classes: int = 10):
-    import vision
-    from studio.core import inject
-
+def build(model_name: str, method: str, img_size: int = 224, num_classes: int = 10) -> torch.nn.Module:
+    """The model with `method` applied (`base` for none, `peft_lora` for HF peft's LoRA on qkv)."""
     torch.manual_seed(0)
-    model = vision.create_model(model_name, num_classes=num_classes)
+    model = vision.create_model(model_name, num_classes=num_classes, img_size=img_size)
     if method == "peft_lora":
         import peft
 
-        model = peft.get_peft_model(
-            model, peft.LoraConfig(r=8, lora_alpha=8, target_modules=["qkv"], modules_to_save=["head"])
-        )
-    elif method == "vpt_shallow":
-        inject(model, vision.VPTConfig(deep=False))
-    elif method != "base":
+        config = peft.LoraConfig(r=8, lora_alpha=8, target_modules=["qkv"], modules_to_save=["head"])
+        return peft.get_peft_model(model, config)
+    if method == "vpt_shallow":
+        return inject(model, vision.VPTConfig(deep=False))
+    if method != "base":
         inject(model, vision.METHOD_CONFIGS[method]())
     return model
 
 
-def measure_training(model_name: str, method: str, batch: int, size: int, steps: int) -> dict:
-    """Median step time and peak memory growth while training `method` (run in a fresh process)."""
-    from studio.core import train_mode
+class Trainer:
+    """One method's model, optimizer and a fixed batch."""
 
-    model = _build(model_name, method)
-    train_mode(model)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=1e-4)
-    x, y = torch.randn(batch, 3, size, size), torch.randint(0, 10, (batch,))
-    rss_before = _rss_bytes()
-    times = []
-    for i in range(steps + 2):
-        start = time.perf_counter()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if i >= 2:  # the first steps allocate optimizer state and warm up kernels
-            times.append(time.perf_counter() - start)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss_before
-    return {
-        "method": method,
-        "trainable": sum(p.numel() for p in params),
-        "step_s": statistics.median(times),
-        "peak_bytes": peak,
-    }
+    def __init__(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.model, self.x, self.y = model, x, y
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.params, lr=1e-4)
+        train_mode(model)
+
+    def step(self) -> None:
+        """One optimizer step."""
+        torch.nn.functional.cross_entropy(self.model(self.x), self.y).backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def memory(self) -> int:
+        """Bytes a training step holds beyond the weights (see the module docstring)."""
+        if self.x.is_cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            before = torch.cuda.memory_allocated()
+            self.step()
+            torch.cuda.synchronize()
+            return torch.cuda.max_memory_allocated() - before
+        weights = {p.untyped_storage().data_ptr() for p in self.model.parameters()}
+        saved: dict[int, int] = {}
+
+        def pack(t: torch.Tensor) -> torch.Tensor:
+            storage = t.untyped_storage()
+            if storage.data_ptr() not in weights:
+                saved[storage.data_ptr()] = storage.nbytes()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            loss = torch.nn.functional.cross_entropy(self.model(self.x), self.y)
+        loss.backward()
+        grads = sum(p.grad.nbytes for p in self.params if p.grad is not None)
+        self.optimizer.step()
+        state = sum(t.nbytes for s in self.optimizer.state.values() for t in s.values() if torch.is_tensor(t))
+        self.optimizer.zero_grad(set_to_none=True)
+        return sum(saved.values()) + grads + state
 
 
-def measure_inference(model_name: str, batch: int, size: int, rounds: int) -> dict[str, float]:
-    """Median forward time of the base model, each adapted model and merged SSF, interleaved round by round."""
-    from studio.core import merge
-
-    models = {name: _build(model_name, name).eval() for name in ["base", "vpt", "adaptformer", "ssf", "lora"]}
-    models["ssf_merged"] = merge(_build(model_name, "ssf"))
-    models["ssf_merged_unloaded"] = merge(_build(model_name, "ssf"), unload=True)
-    models["lora_merged"] = merge(_build(model_name, "lora"))
-    for model in models.values():
-        model.eval()
-    x = torch.randn(batch, 3, size, size)
-    times: dict[str, list[float]] = {name: [] for name in models}
-    with torch.inference_mode():
-        for model in models.values():
-            model(x)
-        for _ in range(rounds):
-            for name, model in models.items():
-                start = time.perf_counter()
-                model(x)
-                times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+def timed(fn) -> float:
+    """Seconds one call of `fn` takes."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 def main() -> None:
-    """Print the table."""
+    """Measure and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="vit_small_patch16_224")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
 
-    context = mp.get_context("spawn")
-    rows = []
-    for method in METHODS:
-        with context.Pool(1) as pool:
-            rows.append(pool.apply(measure_training, (args.model, method, args.batch, args.size, args.steps)))
-    full = next(r for r in rows if r["method"] == "full")
-    peft_step = next(r for r in rows if r["method"] == "peft_lora")["step_s"]
-    inference = measure_inference(args.model, args.batch, args.size, args.rounds)
-    base_infer = inference["base"]
+    x = torch.randn(args.batch, 3, args.size, args.size, device=args.device)
+    y = torch.randint(0, 10, (args.batch,), device=args.device)
+    trainers = {m: Trainer(build(args.model, m, args.size).to(args.device), x, y) for m in METHODS}
+    memory = {m: t.memory() for m, t in trainers.items()}  # also the warm-up step
+    steps: dict[str, list[float]] = {m: [] for m in METHODS}
+    for _ in range(args.rounds):
+        for method, trainer in trainers.items():
+            steps[method].append(timed(trainer.step))
+    step = {m: statistics.median(t) for m, t in steps.items()}
+    trainable = {m: sum(p.numel() for p in t.params) for m, t in trainers.items()}
+    del trainers
 
-    print(f"{args.model}, random weights, batch {args.batch} at {args.size}px, {torch.get_num_threads()} threads, "
-          f"median of {args.steps} steps / {args.rounds} forward rounds")  # fmt: skip
+    models = {m: build(args.model, m, args.size) for m in ["base", "vpt", "adaptformer", "ssf", "lora"]}
+    models["ssf merged"] = merge(build(args.model, "ssf", args.size))
+    models["ssf merged+unloaded"] = merge(build(args.model, "ssf", args.size), unload=True)
+    models["lora merged"] = merge(build(args.model, "lora", args.size))
+    forwards: dict[str, list[float]] = {m: [] for m in models}
+    with torch.inference_mode():
+        for model in models.values():
+            model.to(args.device).eval()(x)
+        for _ in range(args.rounds * 2):
+            for name, model in models.items():
+                forwards[name].append(timed(lambda model=model: model(x)))
+    infer = {m: statistics.median(t) / statistics.median(forwards["base"]) for m, t in forwards.items()}
+
+    print(f"{args.model}, random weights, batch {args.batch} at {args.size}px on {args.device} "
+          f"({torch.get_num_threads()} threads), medians of {args.rounds} interleaved rounds")  # fmt: skip
     print(
-        f"{'method':<14}{'trainable':>12}{'step vs full':>14}{'step vs peft':>14}{'peak mem vs full':>18}{'infer vs base':>15}"
+        f"{'method':<14}{'trainable':>12}{'step/full':>11}{'step/peft':>11}{'memory/full':>13}{'infer/base':>12}"
     )
-    for row in rows:
-        infer = inference.get(row["method"])
+    for m in METHODS:
+        ratio = f"{infer[m]:.3f}" if m in infer else ""
         print(
-            f"{row['method']:<14}{row['trainable']:>12,}{row['step_s'] / full['step_s']:>14.2f}"
-            f"{row['step_s'] / peft_step:>14.2f}{row['peak_bytes'] / full['peak_bytes']:>18.2f}"
-            f"{'' if infer is None else f'{infer / base_infer:.3f}':>15}"
+            f"{m:<14}{trainable[m]:>12,}{step[m] / step['full']:>11.2f}{step[m] / step['peft_lora']:>11.2f}"
+            f"{memory[m] / memory['full']:>13.2f}{ratio:>12}"
         )
-    for name in ("ssf_merged", "ssf_merged_unloaded", "lora_merged"):
-        print(f"{name:<26}inference vs base: {inference[name] / base_infer:.3f}")
-    print(f"absolute: full step {full['step_s'] * 1000:.0f} ms, base forward {base_infer * 1000:.0f} ms")
+    for m in ("ssf merged", "ssf merged+unloaded", "lora merged"):
+        print(f"{m:<26}inference / base: {infer[m]:.3f}")
+    print(
+        f"absolute: full step {step['full'] * 1000:.0f} ms, full training memory {memory['full'] / 2**20:.0f} MiB, "
+        f"base forward {statistics.median(forwards['base']) * 1000:.0f} ms"
+    )
 
 
 if __name__ == "__main__":
