@@ -12,7 +12,9 @@ from safetensors.torch import load_file
 from timm.data import create_transform, resolve_model_data_config
 from torch import nn
 
-from studio.core import classifier_name
+from studio.core import classifier_name, is_asset_name
+
+from .assets import create_asset_model
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 
@@ -46,7 +48,8 @@ def create_model(
     """Create a timm model with a fresh head for `num_classes`.
 
     Args:
-        name: a timm architecture, e.g. `"vit_base_patch16_224"` (or `"hf-hub:..."` with `pretrained=True`).
+        name: a timm architecture, e.g. `"vit_base_patch16_224"` (or `"hf-hub:..."` with `pretrained=True`),
+            or a bundled reference model, e.g. `"studio/shapes-vit"` (offline; see `vision.assets`).
         num_classes: classes of the new head; None keeps the architecture's (or the local file's) head.
         pretrained: False for random weights, True for timm's pretrained weights (downloaded once, then
             cached), or the path of a local checkpoint (`.safetensors`, or a tensor-only `.pth`/`.bin`).
@@ -56,7 +59,11 @@ def create_model(
         The model, with `model.base_model_id` set to `name` (recorded in saved adapters).
     """
     head_kwargs = {} if num_classes is None else {"num_classes": num_classes}
-    if isinstance(pretrained, (str, os.PathLike)) and not isinstance(pretrained, bool):
+    if is_asset_name(name):
+        if not isinstance(pretrained, bool):
+            raise ValueError(f"{name!r} is a bundled model: pass pretrained=True or False, not a file")
+        model = create_asset_model(name, num_classes, pretrained, **kwargs)
+    elif isinstance(pretrained, (str, os.PathLike)) and not isinstance(pretrained, bool):
         model = _from_local_file(name, Path(pretrained), num_classes, kwargs)
     else:
         try:

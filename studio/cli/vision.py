@@ -11,7 +11,15 @@ from typing import Any
 import torch
 
 import vision
-from studio.core import get_method, inject, load_adapter, parameter_report, read_adapter_config, save_adapter
+from studio.core import (
+    get_method,
+    inject,
+    is_asset_name,
+    load_adapter,
+    parameter_report,
+    read_adapter_config,
+    save_adapter,
+)
 
 
 def _key_value(text: str) -> tuple[str, Any]:
@@ -107,8 +115,10 @@ def _split(data: Path, val: str | None) -> tuple[Path, Path | None]:
     return data, Path(val) if val else None
 
 
-def _pretrained(value: str | None) -> bool | str:
-    return True if value == "hub" else (value or False)
+def _pretrained(value: str | None, model: str) -> bool | str:
+    if value is None:
+        return is_asset_name(model)
+    return {"hub": True, "none": False}.get(value, value)
 
 
 def run_finetune(args: argparse.Namespace) -> None:
@@ -119,7 +129,7 @@ def run_finetune(args: argparse.Namespace) -> None:
     timm_args = dict(args.timm_arg)
     torch.manual_seed(args.seed)  # a randomly initialised backbone is then re-created identically by `eval`
     model = vision.create_model(
-        args.model, num_classes=len(classes), pretrained=_pretrained(args.pretrained), **timm_args
+        args.model, num_classes=len(classes), pretrained=_pretrained(args.pretrained, args.model), **timm_args
     )
     config = get_method(args.method).config_cls(**dict(args.set))
     inject(model, config)
@@ -173,7 +183,7 @@ def run_eval(args: argparse.Namespace) -> None:
     model = vision.create_model(
         saved["base_model"],
         num_classes=len(meta["classes"]),
-        pretrained=_pretrained(pretrained),
+        pretrained=_pretrained(pretrained, saved["base_model"]),
         **meta.get("timm_args", {}),
     )
     load_adapter(model, args.adapter)

@@ -57,3 +57,13 @@ def test_head_classes_mismatch_is_named(tiny_vit, tmp_path):
     save_adapter(inject(tiny_vit(num_classes=5), vision.LoRAConfig()), tmp_path / "a")
     with pytest.raises(ValueError, match=r"'head\.(weight|bias)' has shape \(5"):
         load_adapter(tiny_vit(num_classes=3), tmp_path / "a")
+
+
+def test_saved_files_get_the_usual_permissions(tiny_vit, tmp_path):
+    import os
+
+    save_adapter(inject(tiny_vit(), vision.SSFConfig()), tmp_path / "a")
+    mask = os.umask(0)
+    os.umask(mask)
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        assert (tmp_path / "a" / name).stat().st_mode & 0o777 == 0o666 & ~mask

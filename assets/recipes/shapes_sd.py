@@ -1,0 +1,327 @@
+"""Recipe of `studio/shapes-sd`: a tiny Stable-Diffusion-format text-to-image model of the shape world.
+
+    python assets/recipes/shapes_sd.py [--out assets/shapes-sd] [--device cpu]
+
+Stage 1 trains an `AutoencoderKL` (64×64 RGB -> 16×16×4 latents, reconstruction + KL) on random crops;
+stage 2 encodes the training images once, then trains a `UNet2DConditionModel` and a `CLIPTextModel` (from
+scratch, with a tokenizer built from the world's caption words) jointly with the epsilon-prediction loss
+and 10% empty captions for classifier-free guidance. Only pretraining scenes are drawn (held-out shapes never
+appear). The result is a diffusers folder that `StableDiffusionPipeline.from_pretrained` loads offline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import (
+    AutoencoderKL,
+    DDIMScheduler,
+    DDPMScheduler,
+    StableDiffusionPipeline,
+    UNet2DConditionModel,
+)
+from tokenizers import pre_tokenizers
+from tqdm import tqdm
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from studio.world import BACKGROUNDS, COLOURS, POSITIONS, SHAPES, SIZES, TEXTURES, render, sample_scenes  # noqa: E402
+
+BOS, EOS = "<|startoftext|>", "<|endoftext|>"
+MAX_LENGTH = 32
+SCHEDULE = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
+
+
+def caption_words() -> list[str]:
+    """Every word the world's captions use (all shapes, held-out ones included, so later prompts stay whole)."""
+    phrases = [
+        "a an on background at the in of",
+        *SHAPES,
+        *COLOURS,
+        *BACKGROUNDS,
+        *SIZES,
+        *TEXTURES,
+        *POSITIONS,
+    ]
+    return sorted({w for phrase in phrases for w in phrase.split()})
+
+
+def build_tokenizer(words: list[str]) -> CLIPTokenizer:
+    """A CLIP BPE tokenizer: every byte as a token (with and without `</w>`), plus merges that make each
+    caption word a single token.
+
+    Merges are added in rounds: each round joins, left to right, the pieces a word still splits into, so a
+    merge learnt for one word ("ce" of "center") cannot leave another ("crescent") in pieces.
+    """
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {token: i for i, token in enumerate([*alphabet, *(c + "</w>" for c in alphabet)])}
+    merges: list[tuple[str, str]] = []
+    pending = {word: [*word[:-1], word[-1] + "</w>"] for word in words}
+    while pending:
+        for pieces in pending.values():
+            left = pieces[0]
+            for right in pieces[1:]:
+                if (left, right) not in merges:
+                    merges.append((left, right))
+                left += right
+                vocab.setdefault(left, len(vocab))
+        tokenizer = CLIPTokenizer(vocab={**vocab, BOS: len(vocab), EOS: len(vocab) + 1}, merges=merges)
+        pending = {w: p for w in words if len(p := tokenizer.tokenize(w)) > 1}
+    tokenizer.model_max_length = MAX_LENGTH
+    return tokenizer
+
+
+def build_models(tokenizer: CLIPTokenizer) -> tuple[AutoencoderKL, CLIPTextModel, UNet2DConditionModel]:
+    """Tiny VAE, text encoder and UNet with Stable Diffusion's architecture."""
+    vae = AutoencoderKL(
+        down_block_types=("DownEncoderBlock2D",) * 3,
+        up_block_types=("UpDecoderBlock2D",) * 3,
+        block_out_channels=(16, 32, 64),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=8,
+        sample_size=64,
+        mid_block_add_attention=False,
+    )
+    text_config = CLIPTextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=MAX_LENGTH,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    unet = UNet2DConditionModel(
+        sample_size=16,
+        in_channels=4,
+        out_channels=4,
+        # Cross-attention only at 8×8 and in the mid block: self-attention over 16×16 tokens would triple the
+        # step time on a CPU, and one centred object needs no fine-grained text-to-pixel binding.
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        block_out_channels=(64, 64),
+        layers_per_block=1,
+        cross_attention_dim=text_config.hidden_size,
+        # The pooled prompt also joins the time embedding, so every ResNet block sees colour and shape;
+        # cross-attention alone learns that binding far too slowly for a CPU budget.
+        addition_embed_type="text",
+        addition_embed_type_num_heads=4,
+        attention_head_dim=8,
+        norm_num_groups=8,
+    )
+    return vae, CLIPTextModel(text_config), unet
+
+
+def make_dataset(n: int, seed: int) -> tuple[torch.Tensor, list[list[str]]]:
+    """`n` pretraining images in [-1, 1] and, per image, its caption variants (short, detailed, bare)."""
+    seeds = np.random.SeedSequence(seed).generate_state(n + 1).tolist()
+    scenes = sample_scenes(n, seeds[0], "pretrain")
+    images = np.stack([np.asarray(render(s, 64, r)) for s, r in zip(scenes, seeds[1:], strict=True)])
+    pixels = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+    captions = [[s.caption("short"), s.caption("detailed"), f"a {s.colour} {s.shape}"] for s in scenes]
+    return pixels, captions
+
+
+def cosine_lr(
+    optimizer: torch.optim.Optimizer, steps: int, warmup: int = 50
+) -> torch.optim.lr_scheduler.LambdaLR:
+    def factor(step: int) -> float:
+        return min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / steps))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def train_vae(
+    vae: AutoencoderKL, pixels: torch.Tensor, steps: int, batch: int, crop: int, device: str
+) -> float:
+    """Reconstruction (MSE) + a small KL term, on random crops: the VAE is convolutional, and crops are cheap."""
+    vae.to(device).train()
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=2e-3, weight_decay=0.0)
+    schedule = cosine_lr(optimizer, steps)
+    generator = torch.Generator().manual_seed(1)
+    bar = tqdm(range(steps), desc="vae")
+    for _ in bar:
+        index = torch.randint(len(pixels), (batch,), generator=generator)
+        y0, x0 = torch.randint(0, 64 - crop + 1, (2,), generator=generator).tolist()
+        x = pixels[index, :, y0 : y0 + crop, x0 : x0 + crop].to(device)
+        posterior = vae.encode(x).latent_dist
+        recon = vae.decode(posterior.sample()).sample
+        rec = F.mse_loss(recon, x)
+        kl = posterior.kl().mean() / posterior.mean[0].numel()
+        loss = rec + 1e-4 * kl
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        bar.set_postfix(rec=f"{rec.item():.4f}", kl=f"{kl.item():.2f}")
+    return rec.item()
+
+
+@torch.no_grad()
+def encode_latents(
+    vae: AutoencoderKL, pixels: torch.Tensor, device: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Latent means and stds of every image, once; sets the VAE's `scaling_factor` to 1/std of the latents."""
+    vae.eval()
+    means, stds = [], []
+    for chunk in pixels.split(256):
+        dist = vae.encode(chunk.to(device)).latent_dist
+        means.append(dist.mean.cpu())
+        stds.append(dist.std.cpu())
+    mean, std = torch.cat(means), torch.cat(stds)
+    vae.register_to_config(scaling_factor=float(1 / mean.std()))
+    return mean, std
+
+
+def train_unet(
+    unet: UNet2DConditionModel,
+    text_encoder: CLIPTextModel,
+    tokens: torch.Tensor,
+    latents: tuple[torch.Tensor, torch.Tensor],
+    scaling: float,
+    steps: int,
+    batch: int,
+    device: str,
+) -> float:
+    """Epsilon prediction on cached latents; captions drawn among each image's variants, 10% empty.
+
+    Args:
+        tokens: token ids `[n_images, n_variants + 1, MAX_LENGTH]`; the last variant is the empty prompt.
+    """
+    unet.to(device).train()
+    text_encoder.to(device).train()
+    noise_scheduler = DDPMScheduler(**SCHEDULE)
+    params = [*unet.parameters(), *text_encoder.parameters()]
+    optimizer = torch.optim.AdamW(params, lr=2e-3, weight_decay=1e-2)
+    schedule = cosine_lr(optimizer, steps)
+    generator = torch.Generator().manual_seed(2)
+    mean, std = latents
+    n_variants = tokens.shape[1] - 1
+    bar = tqdm(range(steps), desc="unet")
+    for _ in bar:
+        index = torch.randint(len(mean), (batch,), generator=generator)
+        variant = torch.randint(n_variants, (batch,), generator=generator)
+        variant[torch.rand(batch, generator=generator) < 0.1] = n_variants
+        ids = tokens[index, variant].to(device)
+        z = (mean[index] + std[index] * torch.randn(mean[index].shape, generator=generator)) * scaling
+        noise = torch.randn(z.shape, generator=generator)
+        t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (batch,), generator=generator)
+        noisy = noise_scheduler.add_noise(z, noise, t).to(device)
+        prediction = unet(noisy, t.to(device), text_encoder(ids)[0]).sample
+        loss = F.mse_loss(prediction, noise.to(device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        schedule.step()
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+    return loss.item()
+
+
+def tokenize(tokenizer: CLIPTokenizer, captions: list[list[str]]) -> torch.Tensor:
+    """Token ids of every caption variant plus the empty prompt, padded as the pipeline pads them."""
+    flat = [c for variants in captions for c in [*variants, ""]]
+    ids = tokenizer(flat, padding="max_length", max_length=MAX_LENGTH, truncation=True, return_tensors="pt")
+    return ids.input_ids.view(len(captions), -1, MAX_LENGTH)
+
+
+def save(out: Path, vae, text_encoder, tokenizer, unet) -> StableDiffusionPipeline:
+    """Write the diffusers folder (DDIM for sampling, as SD ships PNDM/DDIM configs) and return the pipeline."""
+    sampler = DDIMScheduler(**SCHEDULE, clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+    pipe = StableDiffusionPipeline(
+        vae=vae.eval().cpu(),
+        text_encoder=text_encoder.eval().cpu(),
+        tokenizer=tokenizer,
+        unet=unet.eval().cpu(),
+        scheduler=sampler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(out, safe_serialization=True)
+    write_legacy_tokenizer_files(tokenizer, out / "tokenizer")
+    return pipe
+
+
+def write_legacy_tokenizer_files(tokenizer: CLIPTokenizer, folder: Path) -> None:
+    """`vocab.json` + `merges.txt` next to `tokenizer.json`, for tools that read CLIP's original files."""
+    model = json.loads(tokenizer.backend_tokenizer.to_str())["model"]
+    (folder / "vocab.json").write_text(json.dumps(model["vocab"], ensure_ascii=False))
+    merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
+    (folder / "merges.txt").write_text("\n".join(["#version: 0.2", *merges]) + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "shapes-sd")
+    parser.add_argument("--device", default="cpu", help="torch device; the recipe is sized for 2 CPU cores")
+    parser.add_argument("--images", type=int, default=6000, help="training images")
+    parser.add_argument("--vae-steps", type=int, default=800)
+    parser.add_argument("--vae-batch", type=int, default=32)
+    parser.add_argument("--unet-steps", type=int, default=500)
+    parser.add_argument("--batch", type=int, default=64, help="UNet batch")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--eval-seeds", type=int, default=20, help="seeds per prompt in the final evaluation; 0 skips"
+    )
+    args = parser.parse_args(argv)
+    torch.manual_seed(args.seed)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    metrics: dict[str, float] = {}
+
+    start = time.perf_counter()
+    tokenizer = build_tokenizer(caption_words())
+    vae, text_encoder, unet = build_models(tokenizer)
+    pixels, captions = make_dataset(args.images, args.seed)
+    metrics["data_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    metrics["vae_mse"] = train_vae(vae, pixels, args.vae_steps, args.vae_batch, 24, args.device)
+    latents = encode_latents(vae, pixels, args.device)
+    with torch.no_grad():
+        full = vae.decode(latents[0][:256].to(args.device)).sample.cpu()
+    metrics["vae_mse_full"] = F.mse_loss(full, pixels[:256]).item()
+    metrics["vae_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    scaling = vae.config.scaling_factor
+    metrics["unet_loss"] = train_unet(
+        unet,
+        text_encoder,
+        tokenize(tokenizer, captions),
+        latents,
+        scaling,
+        args.unet_steps,
+        args.batch,
+        args.device,
+    )
+    metrics["unet_s"] = time.perf_counter() - start
+
+    pipe = save(args.out, vae, text_encoder, tokenizer, unet)
+    metrics["size_mb"] = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file()) / 2**20
+    if args.eval_seeds:
+        from eval_shapes_sd import evaluate  # sibling script; imported late so training never needs the ViT
+
+        start = time.perf_counter()
+        metrics.update(evaluate(pipe, seeds=args.eval_seeds))
+        metrics["eval_s"] = time.perf_counter() - start
+    print(json.dumps({k: round(v, 4) for k, v in metrics.items()}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""Loading a Stable-Diffusion-format pipeline: a bundled reference model, a local folder, a single file or a hub id."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from diffusers import StableDiffusionPipeline
+
+from studio.core import is_asset_name, resolve_asset
+
+SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
+
+
+def load_pipeline(
+    name_or_path: str | os.PathLike,
+    torch_dtype: torch.dtype | None = None,
+    device: str | torch.device | None = None,
+    disable_progress_bar: bool = False,
+) -> StableDiffusionPipeline:
+    """Load a Stable Diffusion (1.x-style) text-to-image pipeline.
+
+    Args:
+        name_or_path: `"studio/shapes-sd"` (a bundled reference model), a local diffusers folder, a single
+            `.safetensors` checkpoint (original SD layout, loaded with `from_single_file`), or a hub id such
+            as `"stable-diffusion-v1-5/stable-diffusion-v1-5"`.
+        torch_dtype: dtype of the weights (e.g. `torch.float16`); None keeps diffusers' default (float32).
+        device: where to move the pipeline (e.g. `"cuda"`); None leaves it on the CPU.
+        disable_progress_bar: silence the per-step progress bar while sampling.
+
+    Returns:
+        The pipeline, with `pipe.base_model_id` set to `name_or_path` (recorded by trained artifacts).
+
+    Raises:
+        FileNotFoundError: for an unknown `studio/...` name or a missing local file.
+        ValueError: for a `.ckpt` file (a pickle; only safetensors are loaded) or an unsupported file type.
+        OSError: when a hub id cannot be fetched (e.g. offline and not cached).
+    """
+    name = os.fspath(name_or_path)
+    kwargs = {} if torch_dtype is None else {"torch_dtype": torch_dtype}
+    path = Path(name)
+    if is_asset_name(name) and not path.exists():
+        pipe = _from_folder(resolve_asset(name), kwargs)
+    elif path.is_dir():
+        pipe = _from_folder(path, kwargs)
+    elif path.suffix in SINGLE_FILE_SUFFIXES or path.is_file():
+        pipe = _from_single_file(path, kwargs)
+    else:
+        pipe = _from_hub(name, kwargs)
+    pipe.base_model_id = name
+    if device is not None:
+        pipe.to(device)
+    if disable_progress_bar:
+        pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _from_folder(folder: Path, kwargs: dict) -> StableDiffusionPipeline:
+    if not (folder / "model_index.json").is_file():
+        raise FileNotFoundError(f"{folder} is not a diffusers pipeline folder (no model_index.json)")
+    return StableDiffusionPipeline.from_pretrained(folder, local_files_only=True, **kwargs)
+
+
+def _from_single_file(path: Path, kwargs: dict) -> StableDiffusionPipeline:
+    if path.suffix == ".ckpt":
+        raise ValueError(
+            f"{path}: .ckpt checkpoints are pickles and are never unpickled here; convert it to "
+            ".safetensors (or a diffusers folder) first"
+        )
+    if path.suffix != ".safetensors":
+        raise ValueError(f"{path}: expected a diffusers folder or a single .safetensors checkpoint")
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    return StableDiffusionPipeline.from_single_file(str(path), **kwargs)
+
+
+def _from_hub(repo_id: str, kwargs: dict) -> StableDiffusionPipeline:
+    try:
+        return StableDiffusionPipeline.from_pretrained(repo_id, **kwargs)
+    except OSError as err:
+        raise OSError(
+            f"could not load {repo_id!r} from the hub or its cache ({err}); offline, pass a local diffusers "
+            "folder, a .safetensors file, or the bundled 'studio/shapes-sd'"
+        ) from None

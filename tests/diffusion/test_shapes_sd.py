@@ -1,0 +1,114 @@
+"""The bundled text-to-image pipeline `studio/shapes-sd` and `diffusion.load_pipeline`.
+
+The asset is committed, so a missing folder fails these tests instead of skipping them.
+"""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from diffusers import DDPMScheduler, StableDiffusionPipeline
+from transformers import CLIPTokenizer
+
+import diffusion
+from studio.core import resolve_asset
+
+NAME = "studio/shapes-sd"
+PROMPT = "a red circle on a grey background"
+RECIPES = Path(__file__).resolve().parents[2] / "assets" / "recipes"
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return diffusion.load_pipeline(NAME, disable_progress_bar=True)
+
+
+def test_asset_is_a_complete_small_diffusers_folder():
+    folder = resolve_asset(NAME)
+    for part in ("model_index.json", "vae", "text_encoder", "tokenizer", "unet", "scheduler"):
+        assert (folder / part).exists(), f"{folder / part} is missing; run assets/recipes/shapes_sd.py"
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    assert size <= 12 * 2**20
+
+
+def test_stock_from_pretrained_loads_offline_in_fp32():
+    stock = StableDiffusionPipeline.from_pretrained(resolve_asset(NAME), local_files_only=True)
+    assert stock.safety_checker is None and stock.feature_extractor is None
+    assert all(p.dtype == torch.float32 for p in stock.unet.parameters())
+    assert stock.unet.config.cross_attention_dim == stock.text_encoder.config.hidden_size
+
+
+def test_load_pipeline_records_the_base_id(pipe):
+    assert isinstance(pipe, StableDiffusionPipeline)
+    assert pipe.base_model_id == NAME
+    folder = diffusion.load_pipeline(resolve_asset(NAME))
+    assert folder.base_model_id == str(resolve_asset(NAME))
+
+
+def _sample(pipe, seed, prompt=PROMPT):
+    generator = torch.Generator().manual_seed(seed)
+    return pipe(prompt, num_inference_steps=2, guidance_scale=4.0, generator=generator).images[0]
+
+
+def test_two_step_sample_is_64px_and_seeded(pipe):
+    first, again, other = _sample(pipe, 0), _sample(pipe, 0), _sample(pipe, 1)
+    assert first.size == (64, 64)
+    assert np.array_equal(np.asarray(first), np.asarray(again))
+    assert not np.array_equal(np.asarray(first), np.asarray(other))
+
+
+def test_tokenizer_is_offline_with_whole_word_tokens_and_add_tokens():
+    tokenizer = CLIPTokenizer.from_pretrained(resolve_asset(NAME) / "tokenizer")
+    words = PROMPT.split()
+    ids = tokenizer(PROMPT).input_ids
+    assert ids[0] == tokenizer.bos_token_id and ids[-1] == tokenizer.eos_token_id
+    assert len(ids) == len(words) + 2  # every caption word is one token
+    assert tokenizer.decode(ids, skip_special_tokens=True) == PROMPT
+    assert len(tokenizer("a zebra").input_ids) > 4  # unknown words fall back to characters
+    assert tokenizer.add_tokens(["<my-shape>"]) == 1
+    assert tokenizer("a <my-shape>").input_ids[2] == len(tokenizer) - 1
+
+
+def test_a_new_token_embedding_reaches_the_image():
+    """A new token with its own embedding row changes the sample (what Textual Inversion relies on)."""
+    pipe = diffusion.load_pipeline(NAME, disable_progress_bar=True)
+    pipe.tokenizer.add_tokens(["<new>"])
+    pipe.text_encoder.resize_token_embeddings(len(pipe.tokenizer))
+    with torch.no_grad():
+        pipe.text_encoder.get_input_embeddings().weight[-1] = 5.0
+    assert not np.array_equal(np.asarray(_sample(pipe, 0, "a <new>")), np.asarray(_sample(pipe, 0, "a red")))
+
+
+def test_unknown_bundled_name_lists_what_exists():
+    with pytest.raises(FileNotFoundError, match="studio/shapes-sd"):
+        diffusion.load_pipeline("studio/no-such-model")
+
+
+def test_ckpt_is_refused_without_unpickling(tmp_path):
+    ckpt = tmp_path / "model.ckpt"
+    ckpt.write_bytes(b"not even a pickle")
+    with pytest.raises(ValueError, match="safetensors"):
+        diffusion.load_pipeline(ckpt)
+
+
+def test_missing_hub_model_is_a_clear_error_offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(OSError, match="offline"):
+        diffusion.load_pipeline("nobody/no-such-model-xyz")
+
+
+def test_training_scheduler_matches_the_saved_sampler(pipe):
+    training = DDPMScheduler.from_config(pipe.scheduler.config)
+    assert training.config.num_train_timesteps == 1000
+    assert torch.allclose(training.alphas_cumprod, pipe.scheduler.alphas_cumprod)
+
+
+@pytest.mark.slow
+def test_prompted_shape_and_colour_are_recognised():
+    spec = importlib.util.spec_from_file_location("eval_shapes_sd", RECIPES / "eval_shapes_sd.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    metrics = module.evaluate(diffusion.load_pipeline(NAME), seeds=20)
+    assert metrics["joint_accuracy"] >= 0.7, metrics

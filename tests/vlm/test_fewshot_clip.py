@@ -1,0 +1,191 @@
+"""FewShotCLIP on a tiny random open_clip model: method equivalences, training scope, caching, saving, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import open_clip
+import pytest
+import torch
+from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+from PIL import Image
+
+from vlm.classifier import FewShotCLIP
+from vlm.coop import CoOpHead
+from vlm.methods import METHODS
+
+CLASSES = ["red", "green", "blue"]
+FAST = {  # keep training short; the defaults are exercised by the benchmark
+    "linear_probe": {"max_iter": 30},
+    "coop": {"epochs": 3},
+    "tip_adapter": {"augment_views": 2},
+    "tip_adapter_f": {"augment_views": 2, "epochs": 3},
+}
+
+
+def tiny_clip(seed: int = 0):
+    torch.manual_seed(seed)
+    model = CLIP(
+        embed_dim=32,
+        vision_cfg=CLIPVisionCfg(image_size=32, patch_size=8, width=32, layers=1, head_width=16),
+        text_cfg=CLIPTextCfg(context_length=16, vocab_size=49408, width=32, heads=2, layers=1),
+    ).eval()
+    preprocess = open_clip.image_transform(32, is_train=False)
+    return model, preprocess, open_clip.get_tokenizer("ViT-B-32", context_length=16)
+
+
+def images(shots: int, seed: int = 0) -> tuple[list[Image.Image], list[str]]:
+    rng = np.random.default_rng(seed)
+    pictures, labels = [], []
+    for _ in range(shots):
+        for c, name in enumerate(CLASSES):
+            array = rng.integers(0, 80, (32, 32, 3), dtype=np.uint8)
+            array[..., c] += 150
+            pictures.append(Image.fromarray(array))
+            labels.append(name)
+    return pictures, labels
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # Tiny tensors: thread hand-offs cost more than the maths, above all on a shared, busy machine
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def base():
+    return tiny_clip()
+
+
+def make(base, method: str, tmp_path=None, **options) -> FewShotCLIP:
+    return FewShotCLIP.from_model(
+        *base,
+        model_id="tiny",
+        method=method,
+        templates="single",
+        cache_dir=False if tmp_path is None else tmp_path / "cache",
+        **{**FAST.get(method, {}), **options},
+    )
+
+
+@pytest.mark.parametrize("shots", [1, 4])
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_each_method_fits_and_predicts(base, method, shots):
+    train, labels = images(shots)
+    test, _ = images(2, seed=1)
+    clf = make(base, method).fit(train, labels, CLASSES)
+    proba = clf.predict_proba(test)
+    assert proba.shape == (len(test), 3)
+    np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-9)
+    assert set(clf.predict(test)) <= set(CLASSES)
+
+
+def test_tip_adapter_with_alpha_zero_is_zero_shot(base):
+    train, labels = images(2)
+    test, _ = images(2, seed=1)
+    zero = make(base, "zero_shot").fit(train, labels, CLASSES).predict_proba(test)
+    tip = make(base, "tip_adapter", alpha=0.0, search=False).fit(train, labels, CLASSES).predict_proba(test)
+    np.testing.assert_allclose(tip, zero, atol=1e-6)
+
+
+def test_coop_init_reproduces_single_template_zero_shot(base):
+    train, labels = images(1)
+    zero = make(base, "zero_shot").fit(train, labels, CLASSES)
+    coop = make(base, "coop", n_ctx=4, ctx_init="a photo of a")
+    coop.fit(train, labels, CLASSES)
+    untrained = CoOpHead(coop._ctx, coop.config)
+    features = torch.randn(5, 32)
+    features = features / features.norm(dim=-1, keepdim=True)
+    torch.testing.assert_close(untrained(features), zero.head(features), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("method, trained", [("coop", "context"), ("tip_adapter_f", "keys")])
+def test_only_the_method_tensors_change(base, method, trained):
+    model = base[0]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    grads_before = [p.requires_grad for p in model.parameters()]
+    train, labels = images(4)
+    clf = make(base, method, search=False) if method == "tip_adapter_f" else make(base, method)
+    clf.fit(train, labels, CLASSES)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert [p.requires_grad for p in model.parameters()] == grads_before
+    assert [name for name, _ in clf.head.named_parameters()] == [trained]
+    if method == "coop":
+        initial = CoOpHead(clf._ctx, clf.config).context
+    else:  # Tip-Adapter's keys are Tip-Adapter-F's starting point
+        initial = make(base, "tip_adapter", search=False).fit(train, labels, CLASSES).head.keys
+    assert not torch.equal(getattr(clf.head, trained), initial)
+    assert getattr(clf.head, trained).shape == initial.shape
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_save_load_gives_identical_probabilities(base, method, tmp_path):
+    train, labels = images(4)
+    test, _ = images(2, seed=1)
+    clf = make(base, method).fit(train, labels, CLASSES)
+    clf.save(tmp_path / "run")
+    loaded = FewShotCLIP.load(tmp_path / "run", model=base, cache_dir=False)
+    assert loaded.classnames == CLASSES and loaded.config == clf.config
+    np.testing.assert_array_equal(loaded.predict_proba(test), clf.predict_proba(test))
+
+
+def test_load_onto_another_base_model_fails(base, tmp_path):
+    train, labels = images(2)
+    make(base, "tip_adapter").fit(train, labels, CLASSES).save(tmp_path / "run")
+    with pytest.raises(ValueError, match="weights .* differ"):
+        FewShotCLIP.load(tmp_path / "run", model=tiny_clip(seed=1), cache_dir=False)
+
+
+def test_cache_hit_skips_image_tower(base, tmp_path, monkeypatch):
+    train, _ = images(2)
+    clf = make(base, "zero_shot", tmp_path)
+    first = clf.features.encode(train)
+    calls = []
+    monkeypatch.setattr(base[0], "encode_image", lambda *a, **k: calls.append(1) or 1 / 0)
+    torch.testing.assert_close(clf.features.encode(train), first, rtol=0, atol=0)
+    fresh = make(base, "zero_shot", tmp_path)  # memory empty: served from disk
+    assert not fresh.features.memory
+    torch.testing.assert_close(fresh.features.encode(train), first, rtol=0, atol=0)
+    assert calls == []
+
+
+def test_augmented_views_are_cached_and_differ(base, tmp_path):
+    train, _ = images(1)
+    features = make(base, "tip_adapter", tmp_path).features
+    view1 = features.encode(train, view=1, seed=0)
+    assert not torch.equal(view1, features.encode(train))
+    torch.testing.assert_close(make(base, "tip_adapter", tmp_path).features.encode(train, view=1), view1)
+
+
+def test_bad_inputs_raise_clear_errors(base, tmp_path):
+    train, labels = images(1)
+    clf = make(base, "tip_adapter")
+    with pytest.raises(RuntimeError, match="fit"):
+        clf.predict(train)
+    with pytest.raises(ValueError, match="unknown label 'purple'"):
+        clf.fit(train, [*labels[:-1], "purple"], CLASSES)
+    with pytest.raises(ValueError, match=r"\['blue'\] have no images"):
+        clf.fit(train[:2], labels[:2], CLASSES)
+    not_an_image = tmp_path / "notes.png"
+    not_an_image.write_text("hello")
+    with pytest.raises(ValueError, match="notes.png is not a readable image"):
+        clf.fit([*train[:-1], not_an_image], labels, CLASSES)
+    with pytest.raises(ValueError, match="known methods: zero_shot"):
+        make(base, "prompt_magic")
+    with pytest.raises(ValueError, match="its options"):
+        make(base, "coop", n_ctxx=4)
+
+
+def test_paths_and_index_labels(base, tmp_path):
+    train, labels = images(2)
+    paths = []
+    for i, picture in enumerate(train):
+        paths.append(tmp_path / f"{i}.png")
+        picture.save(paths[-1])
+    index_labels = [CLASSES.index(name) for name in labels]
+    by_path = make(base, "tip_adapter").fit(paths, index_labels, CLASSES).predict_proba(paths)
+    by_image = make(base, "tip_adapter").fit(train, labels, CLASSES).predict_proba(train)
+    np.testing.assert_allclose(by_path, by_image, atol=1e-6)
