@@ -19,6 +19,7 @@ import statistics
 import time
 
 import torch
+from measure import step_memory  # benchmarks/measure.py, beside this script
 
 import vision
 from studio.core import inject, merge, train_mode
@@ -59,30 +60,8 @@ class Trainer:
 
     def memory(self) -> int:
         """Bytes a training step holds beyond the weights (see the module docstring)."""
-        if self.x.is_cuda:
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            before = torch.cuda.memory_allocated()
-            self.step()
-            torch.cuda.synchronize()
-            return torch.cuda.max_memory_allocated() - before
-        weights = {p.untyped_storage().data_ptr() for p in self.model.parameters()}
-        saved: dict[int, int] = {}
-
-        def pack(t: torch.Tensor) -> torch.Tensor:
-            storage = t.untyped_storage()
-            if storage.data_ptr() not in weights:
-                saved[storage.data_ptr()] = storage.nbytes()
-            return t
-
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            loss = torch.nn.functional.cross_entropy(self.model(self.x), self.y)
-        loss.backward()
-        grads = sum(p.grad.nbytes for p in self.params if p.grad is not None)
-        self.optimizer.step()
-        state = sum(t.nbytes for s in self.optimizer.state.values() for t in s.values() if torch.is_tensor(t))
-        self.optimizer.zero_grad(set_to_none=True)
-        return sum(saved.values()) + grads + state
+        loss = lambda: torch.nn.functional.cross_entropy(self.model(self.x), self.y)  # noqa: E731
+        return step_memory(self.model, self.params, self.optimizer, loss, self.x.is_cuda)
 
 
 def timed(fn) -> float:

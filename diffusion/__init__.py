@@ -3,9 +3,35 @@
 Example:
     >>> import diffusion
     >>> pipe = diffusion.load_pipeline("studio/shapes-sd")
-    >>> image = pipe("a red circle on a grey background", num_inference_steps=20).images[0]
+    >>> art = diffusion.personalize(pipe, "my_images/", method="textual_inversion", token="<my-shape>", steps=300)
+    >>> images = diffusion.generate(pipe, "a <my-shape>", adapters=[art], seed=0)
+    >>> ctl = diffusion.train_control(pipe, "pairs/", method="controlnet", condition="canny", steps=500)
+    >>> images = diffusion.generate(pipe, "a <my-shape>", adapters=[art, ctl], control_image="photo.png")
 """
 
+from .artifacts import ArtifactInfo, read_artifact
+from .control import ControlNetConfig, IPAdapterConfig, T2IAdapterConfig, train_control
+from .generate import SCHEDULERS, generate
+from .images import load_images
+from .personalize import personalize
 from .pipeline import load_pipeline
+from .svdiff import SVDiffConfig
+from .svdiff.pipeline import export_merged_unet
+from .textual_inversion import TextualInversionConfig
 
-__all__ = ["load_pipeline"]
+__all__ = [
+    "SCHEDULERS",
+    "ArtifactInfo",
+    "ControlNetConfig",
+    "IPAdapterConfig",
+    "SVDiffConfig",
+    "T2IAdapterConfig",
+    "TextualInversionConfig",
+    "export_merged_unet",
+    "generate",
+    "load_images",
+    "load_pipeline",
+    "personalize",
+    "read_artifact",
+    "train_control",
+]

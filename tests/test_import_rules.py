@@ -65,6 +65,24 @@ def test_engine_imports_no_domain_or_gradio():
     assert _violations("studio/engine", allowed) == []
 
 
+def test_ui_uses_gradio_and_the_public_domain_apis_only():
+    """studio.ui may import gradio (deliberately, and only it); models come through vision/vlm/diffusion."""
+    model_libraries = {"timm", "open_clip", "diffusers", "transformers", "accelerate"}
+
+    def allowed(name):
+        parts = name.split(".")
+        private = parts[0] in DOMAINS and any(p.startswith("_") for p in parts[1:])
+        return parts[0] not in model_libraries and not private and not name.startswith("studio.cli")
+
+    assert _violations("studio/ui", allowed) == []
+
+
+def test_only_the_ui_imports_gradio():
+    for package in ("studio/core", "studio/engine", "studio/world", "studio/cli", *DOMAINS):
+        if (ROOT / package).is_dir():
+            assert _violations(package, lambda name: name.split(".")[0] != "gradio") == [], package
+
+
 def test_the_checker_sees_a_violation(tmp_path, monkeypatch):
     """Guard against a rule test that cannot fail: a planted bad import is reported."""
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)

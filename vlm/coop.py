@@ -13,8 +13,8 @@ from torch import nn
 
 from studio.core import AdapterConfig, check_range, hfield
 
-from .base import ClipContext, Head, Support, cosine_lr, train_epochs
-from .text import encode_text_embeddings, token_embeddings
+from .base import ClipContext, Head, Support, cosine_lr, step_threads, train_epochs
+from .text import encode_text_embeddings, text_tower, token_embeddings
 
 POSITIONS = ("end", "middle", "front")
 
@@ -68,6 +68,14 @@ def _token_count(tokenizer, text: str) -> int:
     return int(tokenizer([text])[0].argmax()) - 1
 
 
+def _layout(position: str, m: int, name_len: int, length: int) -> list[int]:
+    """Source position in the "end" layout `[SOS] ctx… name . [EOT]` of every position of a prompt with the
+    class name at `position` (middle: between the two halves of the context)."""
+    ctx, name = list(range(1, 1 + m)), list(range(1 + m, 1 + m + name_len))
+    body = {"end": ctx + name, "middle": ctx[: m // 2] + name + ctx[m // 2 :], "front": name + ctx}
+    return [0, *body[position], *range(1 + m + name_len, length)]
+
+
 class CoOpHead(Head):
     """Prompts `[SOS] ctx… name . [EOT]` (or name in front / middle) encoded by the frozen text tower.
 
@@ -89,7 +97,11 @@ class CoOpHead(Head):
         self.register_buffer("tokens", tokens, persistent=False)
         self.register_buffer("prefix", embedded[:, :1], persistent=False)
         self.register_buffer("suffix", embedded[:, 1 + m :], persistent=False)
-        self.name_lens = [_token_count(tokenizer, name) for name in ctx.classnames]
+        layouts = [
+            _layout(self.position, m, _token_count(tokenizer, name), tokens.shape[1])
+            for name in ctx.classnames
+        ]
+        self.register_buffer("order", torch.tensor(layouts, device=device), persistent=False)
         if init is None:
             init = self._initial_context(ctx, config)
         self.context = nn.Parameter(init.float().contiguous().clone().to(device), requires_grad=False)
@@ -115,18 +127,14 @@ class CoOpHead(Head):
 
     def prompts(self) -> torch.Tensor:
         """Prompt embeddings `(C, context_length, width)`."""
-        num_classes, m = self.prefix.shape[0], self.context.shape[-2]
-        context = self.context if self.context.dim() == 3 else self.context.expand(num_classes, -1, -1)
+        context = (
+            self.context if self.context.dim() == 3 else self.context.expand(self.prefix.shape[0], -1, -1)
+        )
+        prompts = torch.cat([self.prefix, context, self.suffix], dim=1)  # the "end" layout
         if self.position == "end":
-            return torch.cat([self.prefix, context, self.suffix], dim=1)
-        rows = []
-        for c, n in enumerate(self.name_lens):
-            name, rest = self.suffix[c : c + 1, :n], self.suffix[c : c + 1, n:]
-            pieces = [context[c : c + 1, : m // 2], name, context[c : c + 1, m // 2 :]]
-            if self.position == "front":
-                pieces = [name, context[c : c + 1]]
-            rows.append(torch.cat([self.prefix[c : c + 1], *pieces, rest], dim=1))
-        return torch.cat(rows)
+            return prompts
+        # the other layouts permute positions within each prompt: one gather for all classes at once
+        return prompts.gather(1, self.order[:, :, None].expand(-1, -1, prompts.shape[-1]))
 
     def text_features(self) -> torch.Tensor:
         """L2-normalised class text features `(C, d)`; cached while the context is not trained."""
@@ -141,6 +149,13 @@ class CoOpHead(Head):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Logits `(n, C)` of image features `(n, d)`."""
         return self.logit_scale * features @ self.text_features().T
+
+    def step_flops(self) -> float:
+        """Operations of one training step, about: forward + backward (3×) through the text transformer for
+        every class prompt, up to its end-of-text token (the image features are a table lookup)."""
+        weights = sum(p.numel() for p in text_tower(self._model[0])[0].transformer.parameters())
+        length = int(self.tokens.argmax(-1).max()) + 1  # CLIP tokenizers: end-of-text has the highest id
+        return 6.0 * weights * self.tokens.shape[0] * length
 
 
 @contextlib.contextmanager
@@ -180,6 +195,7 @@ def fit(ctx: ClipContext, support: Support, config: CoOpConfig) -> CoOpHead:
             epochs=epochs,
             batch_size=config.batch_size,
             seed=ctx.seed,
+            threads=step_threads(head.step_flops(), ctx.device),
         )
     head.context.requires_grad_(False)
     head.hparams = {"epochs": epochs, "final_loss": losses[-1]}

@@ -32,7 +32,7 @@ def load_image(item: ImageLike) -> Image.Image:
         ValueError: the file is not an image, or `item` is neither an image nor a path.
     """
     if isinstance(item, Image.Image):
-        return item.convert("RGB")
+        return item if item.mode == "RGB" else item.convert("RGB")  # no copy: images are never modified
     if not isinstance(item, (str, os.PathLike)):
         raise ValueError(f"expected a PIL image or a file path, got {type(item).__name__}")
     if not Path(item).is_file():
@@ -46,7 +46,7 @@ def load_image(item: ImageLike) -> Image.Image:
 
 def image_key(image: Image.Image) -> str:
     """sha256 of an image's size and RGB pixels: the cache key, independent of file name or format."""
-    rgb = image.convert("RGB")
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
     digest = hashlib.sha256(f"{rgb.size[0]}x{rgb.size[1]}:".encode())
     digest.update(rgb.tobytes())
     return digest.hexdigest()

@@ -7,7 +7,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 
 def split_support(
@@ -45,9 +44,28 @@ def score(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
         logits: `(n, C)`.
         labels: `(n,)`.
     """
+    return best_of(logits[None], labels)[1]
+
+
+def best_of(logits: torch.Tensor, labels: torch.Tensor) -> tuple[int, tuple[float, float]]:
+    """The best of G candidate classifiers scored at once (first best on ties), by `score`'s order.
+
+    Args:
+        logits: `(G, n, C)`, the validation logits of each candidate.
+        labels: `(n,)`.
+
+    Returns:
+        `(index of the best candidate, its (accuracy, -cross-entropy))`.
+    """
     labels = labels.to(logits.device)
-    accuracy = (logits.argmax(-1) == labels).float().mean().item()
-    return accuracy, -F.cross_entropy(logits.float(), labels).item()
+    logits = logits.float()
+    accuracy = (logits.argmax(-1) == labels).float().mean(-1)
+    picked = logits.gather(-1, labels.expand(len(logits), -1)[..., None])[..., 0]
+    loss = (logits.logsumexp(-1) - picked).mean(-1)  # cross-entropy of each candidate
+    # lexicographic (accuracy, -loss): among the most accurate, the lowest loss; argmax takes the first
+    masked = torch.where(accuracy == accuracy.max(), -loss, torch.tensor(-float("inf"), device=loss.device))
+    index = int(masked.argmax())
+    return index, (accuracy[index].item(), -loss[index].item())
 
 
 def grid_search(

@@ -67,8 +67,16 @@ def encode_text_embeddings(
     """
     tower, pool_type, eos_id = text_tower(model)
     cast_dtype = tower.transformer.get_cast_dtype()
-    x = embeddings.to(cast_dtype) + tower.positional_embedding.to(cast_dtype)
-    x = tower.transformer(x, attn_mask=tower.attn_mask)
+    length, mask = embeddings.shape[1], tower.attn_mask
+    if mask is not None and pool_type in ("argmax", "eos"):
+        # open_clip's text mask is causal: no position attends to a later one, so the positions after the
+        # last pooled (end-of-text) token cannot change the output; dropping them is exact, and it makes
+        # prompt learning several times cheaper (a prompt fills a fraction of the context)
+        pooled = tokens.argmax(-1) if pool_type == "argmax" else (tokens == eos_id).int().argmax(-1)
+        length = int(pooled.max()) + 1
+        mask, embeddings, tokens = mask[:length, :length], embeddings[:, :length], tokens[:, :length]
+    x = embeddings.to(cast_dtype) + tower.positional_embedding[:length].to(cast_dtype)
+    x = tower.transformer(x, attn_mask=mask)
     x = tower.ln_final(x)
     x = text_global_pool(x, tokens, pool_type, eos_token_id=eos_id)
     projection = tower.text_projection

@@ -1,11 +1,18 @@
 """Tip-Adapter (training-free cache model) and Tip-Adapter-F (cache keys fine-tuned).
 
-`logits = s·f·W_textᵀ + α·exp(−β(1 − f·keysᵀ))·values`, with `s` the model's logit scale, keys the
-L2-normalised mean over augmented views of the support features and values their one-hot labels.
+`logits = s·f·W_textᵀ + α·exp(−β(1 − f·keysᵀ))·values`, with `s` the model's own logit scale (the paper's
+100 is OpenAI CLIP's logit scale), keys the L2-normalised support features (or their mean over augmented
+views) and values their one-hot labels.
+
+The paper's search ranges (α ≤ ~10, β ≤ ~12, set per dataset) assume OpenAI CLIP's feature geometry. A model
+whose zero-shot logits carry little information (new class words) needs α ≫ 1, and one whose image features
+are tightly clustered (cos ≈ 0.9 between any two images) needs β ≫ 10 to tell keys apart, so the default grids
+are log-spaced over a wide range; searching them is one batched tensor operation per α.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -14,8 +21,8 @@ from torch import nn
 
 from studio.core import AdapterConfig, check_range, hfield
 
-from .base import ClipContext, Head, Support, cosine_lr, train_epochs
-from .selection import grid_search, split_support
+from .base import ClipContext, Head, Support, cosine_lr, step_threads, train_epochs
+from .selection import best_of, split_support
 
 
 @dataclass
@@ -25,7 +32,9 @@ class TipAdapterConfig(AdapterConfig):
     method = "tip_adapter"
 
     augment_views: int = hfield(
-        10, "Augmented views (random resized crop + flip) averaged into each cache key; 0: the plain image."
+        0,
+        "Augmented views (random resized crop + flip) averaged into each cache key; 0: the plain image. "
+        "The paper uses 10 (about 11 image-tower passes over the support set on a cold feature cache).",
     )
     alpha: float = hfield(1.0, "Weight of the cache logits; used when no validation split is possible.")
     beta: float = hfield(5.5, "Sharpness of the key affinities; used when no validation split is possible.")
@@ -33,9 +42,12 @@ class TipAdapterConfig(AdapterConfig):
         True, "Grid-search alpha and beta on a validation split carved from the support set."
     )
     alpha_grid: list[float] = hfield(
-        [0.0, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0], "Values of alpha tried on the validation split."
+        [0.0, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0],
+        "Values of alpha tried on the validation split (0: zero-shot; large: the cache alone).",
     )
-    beta_grid: list[float] = hfield([0.5, 1.0, 2.0, 3.5, 5.5, 7.5, 10.0], "Values of beta tried.")
+    beta_grid: list[float] = hfield(
+        [0.5, 1.0, 2.0, 3.5, 5.5, 8.0, 12.0, 20.0, 35.0, 60.0, 100.0, 200.0], "Values of beta tried."
+    )
 
     def validate(self) -> None:
         """Check ranges."""
@@ -50,13 +62,20 @@ class TipAdapterConfig(AdapterConfig):
 
 @dataclass
 class TipAdapterFConfig(TipAdapterConfig):
-    """Tip-Adapter-F: the cache keys become trainable (AdamW on cached augmented-view features); the best
-    epoch, alpha and beta are chosen on a validation split, then the keys are refit on the whole support set."""
+    """Tip-Adapter-F: the cache keys become trainable (AdamW on cached features, one augmented view per epoch
+    when `augment_views > 0`), trained with the alpha and beta Tip-Adapter chose; the best epoch, alpha and
+    beta are chosen on a validation split, then the keys are refit on the whole support set."""
 
     method = "tip_adapter_f"
 
     lr: float = hfield(1e-3, "AdamW learning rate of the cache keys (cosine schedule).")
     epochs: int = hfield(20, "Training epochs; each epoch sees one cached augmented view of every image.")
+    min_steps: int = hfield(
+        100,
+        "Fewest optimizer steps: a support set that fits in one batch trains ceil(min_steps / steps per "
+        "epoch) epochs instead of `epochs` (the paper's 20 epochs meant ~1,000 steps on ImageNet); the best "
+        "epoch is still chosen on the validation split. 0: exactly `epochs`.",
+    )
     batch_size: int = hfield(256, "Images per step.")
     weight_decay: float = hfield(0.01, "AdamW weight decay.")
 
@@ -65,8 +84,13 @@ class TipAdapterFConfig(TipAdapterConfig):
         super().validate()
         check_range("lr", self.lr, 0.0)
         check_range("epochs", self.epochs, 1)
+        check_range("min_steps", self.min_steps, 0)
         check_range("batch_size", self.batch_size, 1)
         check_range("weight_decay", self.weight_decay, 0.0)
+
+    def epochs_for(self, n: int) -> int:
+        """Training epochs for `n` support images: `epochs`, or more to reach `min_steps` steps."""
+        return max(self.epochs, math.ceil(self.min_steps / math.ceil(n / self.batch_size)))
 
 
 class TipAdapterHead(Head):
@@ -103,10 +127,12 @@ class TipAdapterHead(Head):
         self.logit_scale, self.alpha, self.beta = logit_scale, alpha, beta
         self.hparams = {"alpha": alpha, "beta": beta}
 
-    def cache_logits(self, features: torch.Tensor, beta: float | None = None) -> torch.Tensor:
-        """`exp(−β(1 − f·keysᵀ))·values` (without α)."""
+    def cache_logits(self, features: torch.Tensor, beta: float | list[float] | None = None) -> torch.Tensor:
+        """`exp(−β(1 − f·keysᵀ))·values` (without α): `(n, C)`, or `(B, n, C)` for a list of B betas."""
         beta = self.beta if beta is None else beta
-        return torch.exp(-beta * (1.0 - features @ self.keys.T)) @ self.values
+        betas = torch.tensor(beta, dtype=features.dtype, device=features.device)
+        affinity = (features @ self.keys.T).expand(*betas.shape, -1, -1)
+        return torch.exp(-betas[..., None, None] * (1.0 - affinity)) @ self.values
 
     def forward(
         self, features: torch.Tensor, alpha: float | None = None, beta: float | None = None
@@ -119,14 +145,14 @@ class TipAdapterHead(Head):
     def select(self, val: Support, config: TipAdapterConfig) -> tuple[float, float]:
         """Grid-search alpha and beta on `val`; set them on the head and return the score."""
         features, labels = val.features.to(self.values.device), val.labels
+        best, point = (-1.0, -float("inf")), {}
         with torch.no_grad():
             zero_shot = self.logit_scale * features @ self.text_weights.T
-            cache = {beta: self.cache_logits(features, beta) for beta in config.beta_grid}
-            point, best = grid_search(
-                lambda alpha, beta: zero_shot + alpha * cache[beta],
-                labels,
-                {"alpha": config.alpha_grid, "beta": config.beta_grid},
-            )
+            cache = self.cache_logits(features, list(config.beta_grid))  # (B, n, C), once for every alpha
+            for alpha in config.alpha_grid:
+                index, current = best_of(zero_shot + alpha * cache, labels)
+                if current > best:
+                    best, point = current, {"alpha": alpha, "beta": config.beta_grid[index]}
         self.alpha, self.beta = point["alpha"], point["beta"]
         self.hparams.update(point)
         return best
@@ -168,8 +194,9 @@ def fit(ctx: ClipContext, support: Support, config: TipAdapterConfig) -> TipAdap
 
 
 def fit_f(ctx: ClipContext, support: Support, config: TipAdapterFConfig) -> TipAdapterHead:
-    """Tip-Adapter-F: train keys on a split, choosing the best epoch, alpha and beta on its validation part;
-    then retrain on the whole support set for that many epochs and keep the chosen alpha and beta.
+    """Tip-Adapter-F: choose alpha and beta as Tip-Adapter does and train keys with them on a split, choosing
+    the best epoch (and alpha and beta after it) on its validation part; then retrain on the whole support
+    set for that many epochs and keep the chosen alpha and beta.
 
     Args:
         ctx: base model and classes.
@@ -177,32 +204,38 @@ def fit_f(ctx: ClipContext, support: Support, config: TipAdapterFConfig) -> TipA
         config: the method's config.
     """
     split = split_support(support.labels, ctx.num_classes, ctx.seed) if config.search else None
-    epochs, alpha, beta = config.epochs, config.alpha, config.beta
+    # one schedule (length of the cosine decay) for the split run and the refit, so the chosen epoch means
+    # the same in both
+    total = config.epochs_for(len(support.labels) if split is None else len(split[0]))
+    epochs, alpha, beta = total, config.alpha, config.beta
+    train_alpha, train_beta = alpha, beta
     if split is not None:
         train, val = split
         head = _head(ctx, support.subset(train), config, trainable=True)
-        best = {
-            "score": head.select(support.subset(val), config),
-            "epoch": 0,
-            "alpha": head.alpha,
-            "beta": head.beta,
-        }
+        val_support = support.subset(val)
+        score = head.select(val_support, config)
+        # Train with the training-free choice: the paper's fixed init values can leave the cache term
+        # negligible next to the zero-shot logits, and then the keys get almost no gradient
+        train_alpha, train_beta = head.alpha, head.beta
+        best = {"score": score, "epoch": 0, "alpha": train_alpha, "beta": train_beta}
 
         def after_epoch(epoch: int) -> None:
-            current = head.select(support.subset(val), config)
+            current = head.select(val_support, config)
             if current > best["score"]:
                 best.update(score=current, epoch=epoch, alpha=head.alpha, beta=head.beta)
-            head.alpha, head.beta = config.alpha, config.beta  # train with the configured values
+            head.alpha, head.beta = train_alpha, train_beta
 
-        head.alpha, head.beta = config.alpha, config.beta
-        _train_keys(ctx, support.subset(train), head, config, after_epoch)
+        _train_keys(ctx, support.subset(train), head, config, total, after_epoch=after_epoch)
         epochs, alpha, beta = best["epoch"], best["alpha"], best["beta"]
     head = _head(ctx, support, config, trainable=True)
-    _train_keys(ctx, support, head, config, stop_after=epochs)
+    head.alpha, head.beta = train_alpha, train_beta
+    _train_keys(ctx, support, head, config, total, stop_after=epochs)
     head.alpha, head.beta = alpha, beta
     head.hparams = {
         "alpha": alpha,
         "beta": beta,
+        "train_alpha": train_alpha,
+        "train_beta": train_beta,
         "epochs": epochs,
         "selected_on_validation": split is not None,
     }
@@ -210,7 +243,13 @@ def fit_f(ctx: ClipContext, support: Support, config: TipAdapterFConfig) -> TipA
 
 
 def _train_keys(
-    ctx, support: Support, head: TipAdapterHead, config: TipAdapterFConfig, after_epoch=None, stop_after=None
+    ctx,
+    support: Support,
+    head: TipAdapterHead,
+    config: TipAdapterFConfig,
+    total: int,
+    after_epoch=None,
+    stop_after=None,
 ):
     if stop_after == 0:
         return
@@ -226,11 +265,13 @@ def _train_keys(
         batch_loss,
         len(labels),
         optimizer=optimizer,
-        lr_at=cosine_lr(config.lr, config.epochs),
-        epochs=config.epochs if stop_after is None else stop_after,
+        lr_at=cosine_lr(config.lr, total),
+        epochs=total if stop_after is None else stop_after,
         batch_size=config.batch_size,
         seed=ctx.seed,
         after_epoch=after_epoch,
+        # forward + backward of the affinities and the cache logits, per step
+        threads=step_threads(6.0 * min(len(labels), config.batch_size) * head.keys.numel(), ctx.device),
     )
     head.keys.requires_grad_(False)
 

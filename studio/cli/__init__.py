@@ -1,7 +1,7 @@
 """The `studio` command: subcommands that mirror the Python API.
 
-`studio vision finetune|eval|methods` train and evaluate ViT adapters; `studio demo` runs the end-to-end
-example on a dataset it draws itself.
+`studio` alone (or `studio ui`) serves the browser studio on 127.0.0.1; `studio vision finetune|eval|methods`
+train and evaluate ViT adapters; `studio demo` runs the end-to-end example on a dataset it draws itself.
 """
 
 from __future__ import annotations
@@ -9,14 +9,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import demo, vision
+from . import demo, diffusion, ui, vision, vlm
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="studio", description=__doc__.splitlines()[0])
     domains = parser.add_subparsers(dest="command", metavar="COMMAND")
+    ui.add_parser(domains)
     vision.add_parser(domains)
+    vlm.add_parser(domains)
+    diffusion.add_parser(domains)
     demo.add_parser(domains)
     return parser
 
@@ -31,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         The exit code: 0 on success, 2 for bad input (printed as one readable line, no traceback).
     """
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0].startswith("--") and argv[0] not in ("--help", "-h"):
+        argv = ["ui", *argv]  # `studio` alone, or `studio --port 8080`, serves the studio
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
         parser.print_help()

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -21,15 +19,7 @@ from studio.core import (
     save_adapter,
 )
 
-
-def _key_value(text: str) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
+from .options import add_key_values
 
 
 def _methods_epilog() -> str:
@@ -61,23 +51,9 @@ def add_parser(domains: argparse._SubParsersAction) -> None:
         default=None,
         help="local checkpoint file, or 'hub' for timm's weights (default: random init)",
     )
-    fit.add_argument(
-        "--timm-arg",
-        type=_key_value,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="extra timm.create_model argument, e.g. img_size=64",
-    )
+    add_key_values(fit, "--timm-arg", "extra timm.create_model argument, e.g. img_size=64")
     fit.add_argument("--method", default="ssf", choices=sorted(vision.METHOD_CONFIGS))
-    fit.add_argument(
-        "--set",
-        type=_key_value,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="method option, e.g. num_tokens=50",
-    )
+    add_key_values(fit, "--set", "method option, e.g. num_tokens=50")
     fit.add_argument(
         "--data", required=True, help="ImageFolder directory (or one with train/ and val/ sub-folders)"
     )

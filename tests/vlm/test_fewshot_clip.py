@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import open_clip
 import pytest
@@ -9,16 +11,19 @@ import torch
 from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 from PIL import Image
 
+from vlm.base import step_threads, train_epochs
 from vlm.classifier import FewShotCLIP
 from vlm.coop import CoOpHead
 from vlm.methods import METHODS
+from vlm.selection import best_of, score
+from vlm.text import encode_text_embeddings, token_embeddings
 
 CLASSES = ["red", "green", "blue"]
 FAST = {  # keep training short; the defaults are exercised by the benchmark
     "linear_probe": {"max_iter": 30},
     "coop": {"epochs": 3},
     "tip_adapter": {"augment_views": 2},
-    "tip_adapter_f": {"augment_views": 2, "epochs": 3},
+    "tip_adapter_f": {"augment_views": 2, "epochs": 3, "min_steps": 0},
 }
 
 
@@ -189,3 +194,112 @@ def test_paths_and_index_labels(base, tmp_path):
     by_path = make(base, "tip_adapter").fit(paths, index_labels, CLASSES).predict_proba(paths)
     by_image = make(base, "tip_adapter").fit(train, labels, CLASSES).predict_proba(train)
     np.testing.assert_allclose(by_path, by_image, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "position, template",
+    [("end", "a photo of a {}."), ("middle", "a photo {} of a."), ("front", "{} a photo of a.")],
+)
+def test_coop_class_token_positions_build_the_written_prompt(base, position, template):
+    train, labels = images(1)
+    clf = make(base, "coop", class_token_position=position, epochs=1).fit(train, labels, CLASSES)
+    untrained = CoOpHead(clf._ctx, clf.config)  # context = the embeddings of "a photo of a"
+    model, _, tokenizer = base
+    with torch.no_grad():
+        expected = model.encode_text(tokenizer([template.format(name) for name in CLASSES]), normalize=True)
+    torch.testing.assert_close(untrained.text_features(), expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("n_ctx, class_specific", [(16, False), (4, True)])
+def test_coop_random_init_and_class_specific_context(base, n_ctx, class_specific):
+    train, labels = images(2)
+    clf = make(base, "coop", n_ctx=n_ctx, ctx_init="", class_specific=class_specific)
+    clf.fit(train, labels, CLASSES)
+    expected_shape = (len(CLASSES), n_ctx, 32) if class_specific else (n_ctx, 32)
+    assert clf.head.context.shape == expected_shape
+    initial = CoOpHead(clf._ctx, clf.config).context
+    assert 0.01 < initial.std().item() < 0.03  # N(0, 0.02)
+    assert not torch.equal(clf.head.context, initial)
+    if class_specific:  # every class's context learns on its own
+        assert not torch.equal(clf.head.context[0], clf.head.context[1])
+
+
+def test_truncated_text_encoding_equals_open_clip(base):
+    model, _, tokenizer = base
+    tokens = tokenizer(["a", "a photo of a red thing", "x " * 20])  # short, medium, cut at the context
+    with torch.no_grad():
+        ours = encode_text_embeddings(model, token_embeddings(model, tokens), tokens)
+        torch.testing.assert_close(ours, model.encode_text(tokens, normalize=True), atol=1e-6, rtol=1e-5)
+
+
+def test_best_of_matches_scoring_each_candidate(base):
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 4, (30,), generator=generator)
+    logits = torch.randn(12, 30, 4, generator=generator)
+    logits[7] = logits[3]  # a tie: the first one wins
+    scores = [score(candidate, labels) for candidate in logits]
+    index, best = best_of(logits, labels)
+    assert index == scores.index(max(scores))
+    assert best == pytest.approx(max(scores))
+
+
+def test_tip_adapter_selects_on_the_support_split_only(base):
+    train, labels = images(8)
+    clf = make(base, "tip_adapter").fit(train, labels, CLASSES)
+    hparams = clf.head.hparams
+    assert hparams["selected_on_validation"]
+    assert hparams["alpha"] in clf.config.alpha_grid and hparams["beta"] in clf.config.beta_grid
+    # the same support set gives the same choice whatever images are classified afterwards
+    again = make(base, "tip_adapter").fit(train, labels, CLASSES).head.hparams
+    assert again == hparams
+    one_shot = make(base, "tip_adapter").fit(*images(1), CLASSES).head.hparams  # no split: the defaults
+    assert not one_shot["selected_on_validation"]
+    assert (one_shot["alpha"], one_shot["beta"]) == (clf.config.alpha, clf.config.beta)
+
+
+def test_tip_adapter_f_trains_at_least_min_steps(base):
+    train, labels = images(4)
+    clf = make(base, "tip_adapter_f", search=False, epochs=2, min_steps=7).fit(train, labels, CLASSES)
+    assert clf.head.hparams["epochs"] == 7  # 12 images fit in one batch: one step per epoch
+
+
+def test_saved_config_records_classes_templates_and_base(base, tmp_path):
+    train, labels = images(2)
+    make(base, "coop", tmp_path, epochs=1).fit(train, labels, CLASSES).save(tmp_path / "run")
+    saved = json.loads((tmp_path / "run" / "adapter_config.json").read_text())
+    assert saved["classnames"] == CLASSES and saved["templates"] == ["a photo of a {}."]
+    assert saved["base_model"] == "tiny" and saved["method"] == "coop" and saved["config"]["epochs"] == 1
+
+
+def test_disk_cache_is_keyed_by_the_weights(base, tmp_path):
+    train, _ = images(1)
+    first = make(base, "zero_shot", tmp_path).features.encode(train)
+    other = tiny_clip(seed=1)  # same model id, same cache folder, other weights: must not hit
+    clf = FewShotCLIP.from_model(*other, model_id="tiny", method="zero_shot", cache_dir=tmp_path / "cache")
+    features = clf.features.encode(train)
+    expected = torch.nn.functional.normalize(
+        other[0].encode_image(torch.stack([other[1](im) for im in train])), dim=-1
+    )
+    torch.testing.assert_close(features, expected.detach())
+    assert not torch.allclose(features, first)
+
+
+def test_small_cpu_steps_run_on_one_thread_and_restore_the_count():
+    assert step_threads(1e6, torch.device("cpu")) == 1
+    assert step_threads(1e12, torch.device("cpu")) is None
+    assert step_threads(1e6, torch.device("cuda")) is None
+    before = torch.get_num_threads()
+    seen = []
+    param = torch.nn.Parameter(torch.zeros(3))
+    train_epochs(
+        [param],
+        lambda index, _epoch: seen.append(torch.get_num_threads()) or (param.sum() - index.sum()) ** 2,
+        4,
+        optimizer=torch.optim.SGD([param], lr=0.1),
+        lr_at=lambda _epoch: 0.1,
+        epochs=2,
+        batch_size=2,
+        seed=0,
+        threads=1,
+    )
+    assert seen == [1, 1, 1, 1] and torch.get_num_threads() == before

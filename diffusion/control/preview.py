@@ -1,0 +1,74 @@
+"""Preview samples during control training: the condition (or reference image) beside fresh samples.
+
+The callback itself is the shared `diffusion.previews.PreviewCallback`; this module only says what a control
+preview samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from diffusers import StableDiffusionPipeline
+from PIL import Image
+from torch import nn
+
+from .dataset import ControlExample
+from .sampling import LoadedControl, build_call
+
+
+def control_sampler(
+    pipe: StableDiffusionPipeline,
+    method: str,
+    control: nn.Module | None,
+    example: ControlExample,
+    encoder=None,
+    steps: int = 20,
+    seed: int = 0,
+    num_samples: int = 2,
+    guidance_scale: float = 5.0,
+) -> Callable[[], list[Image.Image]]:
+    """A `sample_fn` for `PreviewCallback`: `[condition or reference image, sample, sample, ...]`.
+
+    Sampling uses its own seeded generators, so previews never change the training run (or its resume).
+
+    Args:
+        pipe: the base pipeline.
+        method: the control method.
+        control: the ControlNet / T2I-Adapter being trained (None for IP-Adapter, installed in the UNet).
+        example: the training pair to preview (its caption, condition and image).
+        encoder: the IP-Adapter's image encoder.
+        steps: sampling steps.
+        seed: first sample's seed.
+        num_samples: samples per preview.
+        guidance_scale: classifier-free guidance scale.
+
+    Returns:
+        The function.
+    """
+    loaded = LoadedControl(method, control, image_encoder=encoder)
+    guide = example.condition if example.condition is not None else example.image
+
+    def sample() -> list[Image.Image]:
+        pipeline, extra = build_call(
+            pipe,
+            [loaded],
+            control_image=example.condition,
+            ip_image=example.image,
+            install_ip=False,
+            extract=False,
+            guidance_scale=guidance_scale,
+        )
+        samples = [
+            pipeline(
+                example.caption,
+                num_inference_steps=steps,
+                guidance_scale=guidance_scale,
+                generator=torch.Generator().manual_seed(seed + i),
+                **extra,
+            ).images[0]
+            for i in range(num_samples)
+        ]
+        return [guide, *samples]
+
+    return sample

@@ -1,0 +1,294 @@
+"""`train_control`: train a ControlNet, T2I-Adapter or IP-Adapter against a frozen pipeline.
+
+Everything frozen is computed once: VAE latents of the images and their mirror images, caption embeddings,
+condition tensors and (IP-Adapter) image embeddings. The loop is `studio.engine.train`, so checkpoints,
+exact resume, callbacks and mixed precision come from there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from diffusers import StableDiffusionPipeline
+from PIL import Image
+from torch import nn
+from torch.utils.data import Dataset
+
+from studio.engine import Callback, train
+
+from ..artifacts import artifact_metadata, base_model_of, safetensors_metadata, write_artifact_info
+from ..denoise import cubic_timesteps, denoising_loss, training_scheduler
+from ..images import images_to_tensor, pipeline_resolution
+from ..latents import LatentCache, PromptCache, encode_latents
+from ..previews import PreviewCallback
+from . import ip_adapter
+from .config import ControlConfig
+from .controlnet import ControlNetConfig, build_controlnet, controlnet_residuals, save_controlnet
+from .dataset import read_control_folder
+from .image_encoder import ImageEncoder, load_image_encoder
+from .preview import control_sampler
+from .t2i_adapter import T2IAdapterConfig, adapter_residuals, build_t2i_adapter, save_t2i_adapter
+
+CONFIGS: dict[str, type[ControlConfig]] = {
+    "controlnet": ControlNetConfig,
+    "t2i_adapter": T2IAdapterConfig,
+    "ip_adapter": ip_adapter.IPAdapterConfig,
+}
+
+
+class ControlledUNet(nn.Module):
+    """The frozen UNet with a trainable control: `forward(noisy, t, text, condition, image_embeds)`.
+
+    Args:
+        unet: the frozen UNet (for IP-Adapter, with the adapter installed).
+        method: `"controlnet"`, `"t2i_adapter"` or `"ip_adapter"`.
+        control: the ControlNet or T2I-Adapter (None for IP-Adapter, whose layers live in the UNet).
+    """
+
+    def __init__(self, unet: nn.Module, method: str, control: nn.Module | None) -> None:
+        super().__init__()
+        self.unet = unet
+        self.method = method
+        self.control = control
+
+    def forward(
+        self,
+        noisy: torch.Tensor,
+        timesteps: torch.Tensor,
+        text: torch.Tensor,
+        condition: torch.Tensor | None = None,
+        image_embeds: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The UNet's prediction with the control applied (see each method's residual function)."""
+        if self.method == "controlnet":
+            kwargs = controlnet_residuals(self.control, noisy, timesteps, text, condition)
+        elif self.method == "t2i_adapter":
+            kwargs = adapter_residuals(self.control, condition.to(noisy.dtype))
+        else:
+            kwargs = {"added_cond_kwargs": {"image_embeds": [image_embeds[:, None].to(noisy.dtype)]}}
+        return self.unet(noisy, timesteps, encoder_hidden_states=text, **kwargs).sample
+
+
+class ControlSamples(Dataset):
+    """Training samples from the caches: a fresh latent draw, its caption embedding, condition, image embedding.
+
+    Entry `i >= n_images` is the mirror image of entry `i - n_images`; its condition is mirrored alike.
+
+    Args:
+        latents: the latent cache (with flips or not).
+        text: caption embeddings `[n_images, L, D]`.
+        conditions: condition images `[n_images, C, H, W]` in [0, 1], or None.
+        image_embeds: image embeddings `[len(latents), E]` (flips included), or None.
+    """
+
+    def __init__(
+        self,
+        latents: LatentCache,
+        text: torch.Tensor,
+        conditions: torch.Tensor | None,
+        image_embeds: torch.Tensor | None,
+    ) -> None:
+        self.latents, self.text, self.conditions, self.image_embeds = latents, text, conditions, image_embeds
+
+    def __len__(self) -> int:
+        return len(self.latents)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        source = self.latents.source_index(index)
+        item = {"latents": self.latents.sample(index), "text": self.text[source]}
+        if self.conditions is not None:
+            condition = self.conditions[source]
+            item["condition"] = condition.flip(-1) if index >= self.latents.n_images else condition
+        if self.image_embeds is not None:
+            item["image_embeds"] = self.image_embeds[index]
+        return item
+
+
+def _condition_tensor(images: list) -> torch.Tensor:
+    array = np.stack([np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0 for image in images])
+    return torch.from_numpy(array).permute(0, 3, 1, 2).contiguous()
+
+
+@contextlib.contextmanager
+def _frozen(*modules: nn.Module):
+    """Freeze modules for the block, then give back each parameter's own `requires_grad`."""
+    saved = [(p, p.requires_grad) for m in modules for p in m.parameters()]
+    for m in modules:
+        m.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in saved:
+            p.requires_grad_(flag)
+
+
+def _new_control(
+    pipe: StableDiffusionPipeline,
+    method: str,
+    config: ControlConfig,
+    images: list[Image.Image],
+    image_encoder: Any,
+    flip: bool,
+) -> tuple[nn.Module | None, ImageEncoder | None, torch.Tensor | None]:
+    """The freshly initialised control, and for IP-Adapter its image encoder and the images' embeddings.
+
+    An IP-Adapter is installed into `pipe.unet` (trainable) and has no separate module.
+    """
+    if method == "controlnet":
+        return build_controlnet(pipe.unet, config, pipe.vae_scale_factor), None, None
+    if method == "t2i_adapter":
+        return build_t2i_adapter(pipe.unet, config, pipe.vae_scale_factor, in_channels=3), None, None
+    encoder = load_image_encoder(image_encoder, device=pipe.unet.device)
+    mirrored = [image.transpose(Image.Transpose.FLIP_LEFT_RIGHT) for image in images] if flip else []
+    embeds = encoder(images + mirrored).cpu()  # one per latent-cache entry, mirror images included
+    ip_adapter.install(pipe, [ip_adapter.initial_state_dict(pipe.unet, encoder.embed_dim)])
+    for p in ip_adapter.ip_parameters(pipe.unet):
+        p.requires_grad_(True)
+    return None, encoder, embeds
+
+
+def train_control(
+    pipe: StableDiffusionPipeline,
+    dataset_dir: str | os.PathLike,
+    method: str = "controlnet",
+    condition: str | None = None,
+    steps: int = 1000,
+    output_dir: str | os.PathLike = "runs/control",
+    *,
+    config: ControlConfig | dict[str, Any] | None = None,
+    condition_params: dict[str, Any] | None = None,
+    image_encoder: Any = None,
+    batch_size: int = 4,
+    flip: bool = True,
+    checkpoint_every: int | None = None,
+    resume: bool | str | os.PathLike = False,
+    preview_every: int | None = None,
+    preview_steps: int = 20,
+    on_preview: Callable[[int, list[Image.Image]], None] | None = None,
+    callbacks: list[Callback] | tuple = (),
+    mixed_precision: str = "auto",
+    seed: int = 0,
+    progress: bool = True,
+) -> Path:
+    """Train a control method on a folder of images and save it in its stock diffusers format.
+
+    Args:
+        pipe: the base pipeline (`diffusion.load_pipeline`); it is left unchanged.
+        dataset_dir: images with captions and, for ControlNet/T2I-Adapter, condition images or `condition=`
+            (layout: `diffusion.control.dataset`).
+        method: `"controlnet"`, `"t2i_adapter"` or `"ip_adapter"`.
+        condition: extractor deriving conditions from the images (`"canny"`, `"sketch"`, `"grayscale"`,
+            `"mask"`); None reads condition images from the folder. Recorded, so `generate` applies it to a
+            photo. Ignored for IP-Adapter.
+        steps: optimizer steps.
+        output_dir: the artifact folder (checkpoints go to `output_dir/checkpoints`).
+        config: the method's config (`ControlNetConfig`, `T2IAdapterConfig`, `IPAdapterConfig`) or a dict of
+            its fields; None takes the authors' defaults.
+        condition_params: the extractor's parameters (e.g. `{"low_threshold": 50, "high_threshold": 150}`).
+        image_encoder: IP-Adapter's CLIP image tower (see `load_image_encoder`); None: `studio/shapes-clip`.
+        batch_size: samples per step.
+        flip: also train on mirror images (their conditions mirrored too).
+        checkpoint_every: write a checkpoint every this many steps (one is always written at the end).
+        resume: `True` continues from the newest checkpoint in `output_dir`, exactly.
+        preview_every: sample previews (condition beside samples) every this many steps into
+            `output_dir/previews`; None: no previews.
+        preview_steps: sampling steps of a preview.
+        on_preview: `(step, [condition, samples...]) -> None`, called with each preview (e.g. by a UI).
+        callbacks: more `studio.engine.Callback`s (progress, stop).
+        mixed_precision: as in `studio.engine.train`.
+        seed: seeds initialisation, data order, noise and condition dropping.
+        progress: show a progress bar.
+
+    Returns:
+        The artifact folder: `save_pretrained` files (ControlNet, T2I-Adapter) or `ip_adapter.safetensors`,
+        plus `studio_artifact.json`.
+
+    Raises:
+        ValueError: for an unknown method, a bad config, or a dataset without usable pairs.
+    """
+    if method not in CONFIGS:
+        raise ValueError(f"unknown control method {method!r}; choose one of {sorted(CONFIGS)}")
+    config_cls = CONFIGS[method]
+    config = config_cls.from_dict(config) if isinstance(config, dict) else (config or config_cls())
+    if not isinstance(config, config_cls):
+        raise ValueError(f"method {method!r} takes a {config_cls.__name__}, got {type(config).__name__}")
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    is_ip = method == "ip_adapter"
+    condition = None if is_ip else condition
+    size = pipeline_resolution(pipe)
+    examples = read_control_folder(dataset_dir, size, condition, condition_params, need_condition=not is_ip)
+    output_dir = Path(output_dir)
+    unet = pipe.unet
+
+    with _frozen(pipe.unet, pipe.vae, pipe.text_encoder):
+        images = [e.image for e in examples]
+        latents = encode_latents(pipe.vae, images_to_tensor(images), flip=flip)
+        prompts = PromptCache(pipe.tokenizer, pipe.text_encoder)
+        text = prompts([e.caption for e in examples]).cpu()
+        conditions = None if is_ip else _condition_tensor([e.condition for e in examples])
+        torch.manual_seed(seed)  # the control's random initialisation
+        control, encoder, embeds = _new_control(pipe, method, config, images, image_encoder, flip)
+        try:
+            model = ControlledUNet(unet, method, control)
+            data = ControlSamples(latents, text, conditions, embeds)
+            scheduler = training_scheduler(pipe)
+            empty = prompts([""]).cpu()
+            sampler = cubic_timesteps if getattr(config, "early_timesteps", False) else None
+
+            def loss_fn(wrapped: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+                text_batch, embeds_batch = batch["text"], batch.get("image_embeds")
+                if is_ip:
+                    text_batch, embeds_batch = ip_adapter.drop_conditions(
+                        text_batch, embeds_batch, empty.to(text_batch.device), config
+                    )
+
+                def predict(noisy: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+                    return wrapped(noisy, t, text_batch, batch.get("condition"), embeds_batch)
+
+                return denoising_loss(predict, batch["latents"], scheduler, timestep_sampler=sampler)
+
+            preview = []
+            if preview_every:
+                sample_fn = control_sampler(pipe, method, control, examples[0], encoder, preview_steps, seed)
+                preview = [PreviewCallback(sample_fn, preview_every, output_dir / "previews", on_preview)]
+            result = train(
+                model,
+                data,
+                loss_fn,
+                batch_size=batch_size,
+                max_steps=steps,
+                lr=config.lr,
+                weight_decay=config.weight_decay,
+                mixed_precision=mixed_precision,
+                callbacks=[*preview, *callbacks],
+                output_dir=output_dir,
+                checkpoint_every=checkpoint_every,
+                resume=resume,
+                seed=seed,
+                progress=progress,
+            )
+            extra = {
+                "steps": result.steps,
+                "dataset": str(dataset_dir),
+                "resolution": size,
+                "condition": condition,
+                "condition_params": dict(condition_params or {}) if condition else {},
+                "image_encoder": encoder.spec if encoder is not None else None,
+            }
+            record = artifact_metadata(method, base_model_of(pipe), config.to_dict(), **extra)
+            if is_ip:
+                ip_adapter.save_ip_adapter(unet, output_dir, metadata=safetensors_metadata(record))
+            else:
+                (save_controlnet if method == "controlnet" else save_t2i_adapter)(control, output_dir)
+            write_artifact_info(output_dir, record)
+        finally:
+            if is_ip:
+                ip_adapter.uninstall(pipe)
+    return output_dir

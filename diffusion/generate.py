@@ -1,0 +1,194 @@
+"""`generate`: sample with any mix of trained artifacts, leaving the pipeline as it was."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+
+import torch
+from diffusers import (
+    DDIMScheduler,
+    DDPMScheduler,
+    DPMSolverMultistepScheduler,
+    EulerAncestralDiscreteScheduler,
+    EulerDiscreteScheduler,
+    HeunDiscreteScheduler,
+    PNDMScheduler,
+    UniPCMultistepScheduler,
+)
+from PIL import Image
+
+from .artifacts import ArtifactInfo, base_model_of, check_artifact, read_artifact
+from .svdiff.pipeline import svdiff_applied
+from .textual_inversion import read_embeddings
+
+SCHEDULERS = {
+    "ddim": DDIMScheduler,
+    "ddpm": DDPMScheduler,
+    "pndm": PNDMScheduler,
+    "euler": EulerDiscreteScheduler,
+    "euler_a": EulerAncestralDiscreteScheduler,
+    "heun": HeunDiscreteScheduler,
+    "dpm++": DPMSolverMultistepScheduler,
+    "unipc": UniPCMultistepScheduler,
+}
+"""Scheduler names `generate` accepts (each built from the pipeline's own scheduler config)."""
+
+Artifact = str | os.PathLike | ArtifactInfo
+
+
+@contextlib.contextmanager
+def scheduler_swapped(pipe, scheduler) -> Iterator[None]:
+    """Use another sampler inside a `with` block: a name from `SCHEDULERS`, a scheduler object, or None."""
+    if scheduler is None:
+        yield
+        return
+    if isinstance(scheduler, str):
+        if scheduler not in SCHEDULERS:
+            raise ValueError(f"unknown scheduler {scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
+        scheduler = SCHEDULERS[scheduler].from_config(pipe.scheduler.config)
+    original = pipe.scheduler
+    pipe.scheduler = scheduler
+    try:
+        yield
+    finally:
+        pipe.scheduler = original
+
+
+@contextlib.contextmanager
+def textual_inversions_loaded(pipe, infos: Sequence[ArtifactInfo]) -> Iterator[list[str]]:
+    """Load Textual Inversion embeddings with diffusers' own loader, then unload exactly those tokens.
+
+    The files are read here (safetensors, or `torch.load(weights_only=True)` for `.pt`/`.bin`), and the
+    tensors handed to `pipe.load_textual_inversion`, so sampling is what a stock pipeline would do.
+
+    Yields:
+        The tokens loaded.
+    """
+    loaded: list[str] = []
+    tokens: list[str] = []
+    try:
+        for info in infos:
+            token, embeddings = read_embeddings(info.path)
+            token = info.extra.get("token") or token
+            if not token:
+                raise ValueError(f"{info.path} stores no token name; rename the file's key or re-export it")
+            pipe.load_textual_inversion(embeddings, token=token)
+            tokens.append(token)
+            loaded += [token] + [f"{token}_{i}" for i in range(1, embeddings.shape[0])]
+        yield tokens
+    finally:
+        if loaded:
+            pipe.unload_textual_inversion(tokens=loaded)
+
+
+def _control_prepare():
+    try:
+        from .control.sampling import prepare
+    except ImportError as err:
+        raise ValueError(
+            "control artifacts and control/IP images need diffusion.control.sampling.prepare, which is not "
+            f"available ({err})"
+        ) from None
+    return prepare
+
+
+def split_adapters(
+    pipe, adapters: Sequence[Artifact], check_base_model: bool = True
+) -> tuple[list[ArtifactInfo], ArtifactInfo | None, list[ArtifactInfo]]:
+    """Read and check artifacts and sort them into Textual Inversions, one SVDiff, and control artifacts.
+
+    Raises:
+        ValueError: an unknown artifact, one for another base model, or more than one SVDiff.
+    """
+    base = base_model_of(pipe) if check_base_model else None
+    infos = [a if isinstance(a, ArtifactInfo) else read_artifact(a) for a in adapters]
+    for info in infos:
+        check_artifact(info, base_model=base)
+    svdiffs = [i for i in infos if i.kind == "svdiff"]
+    if len(svdiffs) > 1:
+        raise ValueError(f"at most one SVDiff artifact at a time, got {[str(i.path) for i in svdiffs]}")
+    tis = [i for i in infos if i.kind == "textual_inversion"]
+    return tis, (svdiffs[0] if svdiffs else None), [i for i in infos if i.is_control]
+
+
+def generate(
+    pipe,
+    prompt: str | list[str],
+    adapters: Sequence[Artifact] = (),
+    negative_prompt: str | list[str] | None = None,
+    num_inference_steps: int = 30,
+    guidance_scale: float = 7.5,
+    seed: int = 0,
+    num_images: int = 1,
+    scheduler=None,
+    height: int | None = None,
+    width: int | None = None,
+    control_image=None,
+    ip_image=None,
+    check_base_model: bool = True,
+    **kwargs,
+) -> list[Image.Image]:
+    """Sample images with any mix of trained artifacts; the pipeline is restored afterwards.
+
+    Args:
+        pipe: the base pipeline (`diffusion.load_pipeline`).
+        prompt: the prompt (or one per image batch entry), e.g. `"a photo of <my-cat> on a beach"`.
+        adapters: artifact folders/files: Textual Inversions (several tokens allowed, A1111 `.pt` too), at
+            most one SVDiff, and control artifacts (ControlNet, T2I-Adapter, IP-Adapter).
+        negative_prompt: what to steer away from.
+        num_inference_steps: sampling steps.
+        guidance_scale: classifier-free guidance scale.
+        seed: the seed; the same seed, prompt and settings give the same images.
+        num_images: images per prompt.
+        scheduler: a sampler name from `SCHEDULERS` (e.g. `"dpm++"`, `"euler_a"`), a scheduler object, or None
+            for the pipeline's own.
+        height: image height (default: the model's resolution).
+        width: image width.
+        control_image: the condition image for ControlNet / T2I-Adapter artifacts.
+        ip_image: the reference image for an IP-Adapter artifact.
+        check_base_model: refuse artifacts recorded for another base model.
+        **kwargs: passed to `diffusion.control.sampling.prepare` when control is used, else to the pipeline call.
+
+    Returns:
+        The images.
+
+    Raises:
+        ValueError: an artifact of an unknown kind or for another base model, two SVDiffs, an unknown scheduler,
+            or control inputs when control support is unavailable.
+    """
+    tis, svdiff, controls = split_adapters(pipe, adapters, check_base_model)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(scheduler_swapped(pipe, scheduler))
+        stack.enter_context(textual_inversions_loaded(pipe, tis))
+        if svdiff is not None:
+            stack.enter_context(svdiff_applied(pipe, svdiff.path))
+        call, extra = pipe, dict(kwargs)
+        if controls or control_image is not None or ip_image is not None:
+            # The seam to the control methods: they pick the pipeline (e.g. a ControlNet pipeline sharing
+            # `pipe`'s components) and its extra arguments; an optional third item undoes their changes.
+            prepared = _control_prepare()(
+                pipe,
+                controls,
+                control_image=control_image,
+                ip_image=ip_image,
+                guidance_scale=guidance_scale,  # IP-Adapter embeddings carry the unconditional half
+                height=height,
+                **kwargs,
+            )
+            call, extra = prepared[0], dict(prepared[1])
+            if len(prepared) > 2 and prepared[2] is not None:
+                stack.callback(prepared[2])
+        generator = torch.Generator().manual_seed(int(seed))
+        return call(
+            prompt,
+            negative_prompt=negative_prompt,
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            num_images_per_prompt=num_images,
+            height=height,
+            width=width,
+            generator=generator,
+            **extra,
+        ).images

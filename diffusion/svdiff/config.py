@@ -1,0 +1,34 @@
+"""Configuration of SVDiff: which layers get spectral shifts, and their scale."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from studio.core import AdapterConfig, check_range, hfield
+
+
+@dataclass
+class SVDiffConfig(AdapterConfig):
+    """SVDiff (Han et al., 2023): fine-tune the singular values of each weight, `W' = U·diag(ReLU(σ + δ))·Vᵀ`.
+
+    The SVD of every targeted weight is computed once per base model and cached on disk; only the shifts `δ`
+    (one per singular value) and, for norm layers, one shift per channel train.
+    """
+
+    method = "svdiff"
+    merge_unsupported = ""
+
+    targets: list[str] | str | None = hfield(
+        None,
+        "Modules to adapt: a regex on the full name or a list of name suffixes; None adapts every Linear and "
+        "Conv2d (and, with include_norms, every GroupNorm/LayerNorm).",
+    )
+    exclude: list[str] | str | None = hfield(None, "Modules to leave alone, same syntax as targets.")
+    include_norms: bool = hfield(
+        True, "Also shift the weights of normalisation layers (trained with their own, small learning rate)."
+    )
+    scale: float = hfield(1.0, "Multiplier of the shifts at inference (1 = as trained; 0 = the base model).")
+
+    def validate(self) -> None:
+        """Reject a negative scale."""
+        check_range("scale", self.scale, 0.0)

@@ -1,0 +1,42 @@
+"""Configuration of Textual Inversion: the new token, its number of vectors and the word it starts from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from studio.core import AdapterConfig, hfield
+
+
+@dataclass
+class TextualInversionConfig(AdapterConfig):
+    """Textual Inversion (Gal et al., 2022): learn new token embeddings for a concept; nothing else trains.
+
+    Only the new rows exist as parameters (the embedding table is not resized or differentiated while training),
+    so a step computes and stores gradients for `num_vectors × dim` numbers, not for the whole vocabulary.
+    """
+
+    method = "textual_inversion"
+    merge_unsupported = (
+        "new tokens extend the vocabulary; save the embeddings and load them as tokens instead"
+    )
+
+    token: str = hfield("<concept>", "The new placeholder token used in prompts, e.g. '<my-cat>'.")
+    init_token: str = hfield(
+        "",
+        "Existing word whose embedding initialises every vector (the mean of its pieces if it splits); empty: "
+        "random init from the embedding table's statistics.",
+    )
+    num_vectors: int = hfield(
+        1, "Embedding vectors per token: more capture more detail but overfit sooner (the paper used 1)."
+    )
+
+    def validate(self) -> None:
+        """Reject an empty or whitespace-containing token and fewer than one vector."""
+        if not self.token or any(c.isspace() for c in self.token):
+            raise ValueError(f"token must be one word without spaces, got {self.token!r}")
+        if int(self.num_vectors) < 1:
+            raise ValueError(f"num_vectors must be >= 1, got {self.num_vectors}")
+
+    def token_names(self) -> list[str]:
+        """The vocabulary entries of the concept: `token`, `token_1`, ... (diffusers' multi-vector naming)."""
+        return [self.token] + [f"{self.token}_{i}" for i in range(1, self.num_vectors)]

@@ -1,0 +1,192 @@
+"""Textual Inversion on a Stable-Diffusion text encoder: adding a concept's tokens for training, and the
+`learned_embeds.safetensors` format (plus A1111 `.pt` embeddings) for loading.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from torch import nn
+
+from studio.core import get_adapter_state, inject, register_method, save_tensors
+
+from .config import TextualInversionConfig
+from .layer import ConceptEmbedding
+
+EMBEDDINGS_FILE = "learned_embeds.safetensors"
+
+
+def _apply(model: nn.Module, config: TextualInversionConfig) -> None:
+    table = model.get_input_embeddings()
+    layer = ConceptEmbedding(table, config.num_vectors, first_id=table.num_embeddings)
+    model.set_input_embeddings(layer)
+
+
+register_method(TextualInversionConfig, _apply)
+
+
+def check_new_token(tokenizer, config: TextualInversionConfig) -> None:
+    """Refuse a token (or one of its `_i` vector names) that the vocabulary already has.
+
+    Raises:
+        ValueError: naming the token.
+    """
+    vocab = tokenizer.get_vocab()
+
+    def known(name: str) -> bool:
+        # A whole existing word ("circle" is "circle</w>" in CLIP's vocabulary) counts as taken as well:
+        # adding it as a token would silently change that word in every prompt.
+        pieces = tokenizer.tokenize(name)
+        return name in vocab or (len(pieces) == 1 and pieces[0] in vocab)
+
+    taken = [name for name in config.token_names() if known(name)]
+    if taken:
+        raise ValueError(
+            f"token {taken[0]!r} is already in the tokenizer's vocabulary; choose a new placeholder "
+            f"such as '<{config.token.strip('<>')}-concept>'"
+        )
+
+
+def initial_embedding(tokenizer, table: torch.Tensor, init_token: str, generator=None) -> torch.Tensor:
+    """The starting vector: the embedding of `init_token` (the mean of its pieces if it splits into several),
+    or, for an empty word, a random vector with the table's scale.
+
+    Args:
+        tokenizer: the tokenizer.
+        table: the embedding table `[V, D]`.
+        init_token: an existing word.
+        generator: RNG for the random case.
+
+    Returns:
+        A `[D]` tensor.
+
+    Raises:
+        ValueError: if `init_token` tokenizes to nothing.
+    """
+    if not init_token:
+        return torch.randn(table.shape[1], generator=generator) * table.std().item()
+    ids = tokenizer(init_token, add_special_tokens=False).input_ids
+    if not ids:
+        raise ValueError(f"init_token {init_token!r} produces no token")
+    return table[torch.tensor(ids)].float().mean(0)
+
+
+def add_concept(tokenizer, text_encoder: nn.Module, config: TextualInversionConfig):
+    """Prepare a text encoder for training a new concept: freeze it and add trainable rows for the tokens.
+
+    The pipeline's tokenizer is left alone: the tokens are added to a copy, which is returned.
+
+    Args:
+        tokenizer: the pipeline's tokenizer.
+        text_encoder: the pipeline's text encoder (changed in place; undo with `diffusion.unload.remove_adapter`).
+        config: the concept.
+
+    Returns:
+        `(tokenizer_with_tokens, layer)`: the tokenizer copy and the `ConceptEmbedding` holding the rows.
+
+    Raises:
+        ValueError: if the token is already in the vocabulary, or the text encoder carries another adapter.
+    """
+    check_new_token(tokenizer, config)
+    tokenizer = copy.deepcopy(tokenizer)
+    table = text_encoder.get_input_embeddings().weight.detach()
+    init = initial_embedding(tokenizer, table, config.init_token)
+    tokenizer.add_tokens(config.token_names())
+    inject(text_encoder, config)
+    layer = text_encoder.get_input_embeddings()
+    layer.first_id = tokenizer.convert_tokens_to_ids(config.token)
+    with torch.no_grad():
+        layer.new_embeddings.copy_(init.expand_as(layer.new_embeddings))
+    return tokenizer, layer
+
+
+def expand_prompt(prompt: str, config: TextualInversionConfig) -> str:
+    """Replace the token by all its vector names ("<t>" -> "<t> <t>_1 <t>_2"), as diffusers does at sampling."""
+    return prompt.replace(config.token, " ".join(config.token_names()))
+
+
+def concept_layer(text_encoder: nn.Module) -> ConceptEmbedding:
+    """The `ConceptEmbedding` that `add_concept` put into `text_encoder`."""
+    state = get_adapter_state(text_encoder)
+    layer = text_encoder.get_input_embeddings()
+    if state is None or not isinstance(layer, ConceptEmbedding):
+        raise ValueError("this text encoder carries no Textual Inversion concept (call add_concept first)")
+    return layer
+
+
+def save_embeddings(folder: str | os.PathLike, token: str, embeddings: torch.Tensor) -> Path:
+    """Write `folder/learned_embeds.safetensors` = `{token: [n_vectors, dim]}` (diffusers' format).
+
+    Args:
+        folder: output folder.
+        token: the placeholder token.
+        embeddings: `[n_vectors, dim]`.
+
+    Returns:
+        The file written.
+    """
+    path = Path(folder) / EMBEDDINGS_FILE
+    save_tensors(path, {token: embeddings.detach().float().reshape(-1, embeddings.shape[-1])})
+    return path
+
+
+def _from_state_dict(state: dict, source: Path) -> tuple[str | None, torch.Tensor]:
+    if "string_to_param" in state:  # A1111: {"name": ..., "string_to_param": {"*": tensor}, ...}
+        params = state["string_to_param"]
+        tensor = params.get("*", next(iter(params.values()), None)) if isinstance(params, dict) else None
+        name = state.get("name")
+        return (name if isinstance(name, str) else None), tensor
+    if "emb_params" in state:  # A1111 saved as safetensors
+        return None, state["emb_params"]
+    tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    if len(tensors) != 1:
+        raise ValueError(
+            f"{source}: expected one embedding tensor (diffusers) or 'string_to_param' (A1111), "
+            f"found keys {list(state)[:6]}"
+        )
+    return next(iter(tensors.items()))
+
+
+def read_embeddings(path: str | os.PathLike) -> tuple[str | None, torch.Tensor]:
+    """Read a Textual Inversion embedding without unpickling arbitrary objects.
+
+    Args:
+        path: a folder with `learned_embeds.safetensors` (or `.bin`), a `.safetensors` file, or a `.pt`/`.bin`
+            file (A1111 or diffusers), the latter read with `torch.load(weights_only=True)`.
+
+    Returns:
+        `(token, embeddings)`: the token stored in the file (None if it has none) and a `[n_vectors, dim]`
+        float tensor.
+
+    Raises:
+        ValueError: a file that is not an embedding, or that would need unpickling of code objects.
+    """
+    path = Path(path)
+    if path.is_dir():
+        candidates = [path / EMBEDDINGS_FILE, path / "learned_embeds.bin"]
+        path = next((c for c in candidates if c.is_file()), candidates[0])
+    if not path.is_file():
+        raise FileNotFoundError(f"no embedding file at {path}")
+    if path.suffix == ".safetensors":
+        with safe_open(str(path), framework="pt") as f:
+            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
+    else:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # pickle errors come in many types; none of them may pass silently
+            raise ValueError(
+                f"{path} cannot be read as plain tensors (torch.load weights_only=True: {err}); "
+                "only embeddings made of tensors, strings and numbers are accepted"
+            ) from None
+        if isinstance(state, torch.Tensor):
+            state = {"": state}
+        if not isinstance(state, dict):
+            raise ValueError(f"{path}: expected a dict of tensors, got {type(state).__name__}")
+    token, tensor = _from_state_dict(state, path)
+    if not isinstance(tensor, torch.Tensor) or tensor.ndim not in (1, 2):
+        raise ValueError(f"{path}: the embedding must be a [n_vectors, dim] tensor")
+    return (token or None), tensor.detach().float().reshape(-1, tensor.shape[-1])

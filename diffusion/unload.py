@@ -1,0 +1,36 @@
+"""Taking an adapter back out of a model without merging it, so a shared pipeline ends as it started."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from studio.core import adapter_layers, replace_module
+from studio.core.state import STATE_ATTR
+
+
+def requires_grad_flags(model: nn.Module) -> dict[str, bool]:
+    """`requires_grad` of every parameter, by name (to restore after `inject` froze them)."""
+    return {name: p.requires_grad for name, p in model.named_parameters()}
+
+
+def remove_adapter(model: nn.Module, flags: dict[str, bool] | None = None) -> nn.Module:
+    """Replace every adapter layer by the module it wraps (unmerging first) and forget the adapter.
+
+    Args:
+        model: a model carrying an adapter injected with `studio.core.inject` (or `load_adapter`).
+        flags: `requires_grad_flags(model)` taken before the injection, restored afterwards.
+
+    Returns:
+        The same model, with its original modules and weights.
+    """
+    for name, layer in adapter_layers(model):
+        if layer.merged:
+            layer.unmerge()
+            layer.merged = False
+        replace_module(model, name, layer.base_layer)
+    if hasattr(model, STATE_ATTR):
+        delattr(model, STATE_ATTR)
+    for name, param in model.named_parameters():
+        if flags is not None and name in flags:
+            param.requires_grad_(flags[name])
+    return model

@@ -1,0 +1,182 @@
+"""`studio diffusion ...`: personalize a text-to-image pipeline and sample from it with trained artifacts."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import diffusion
+from diffusion.conditions import CONDITIONS
+
+from .options import add_key_values
+
+
+def _model(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        default="studio/shapes-sd",
+        help="base pipeline: studio/shapes-sd, a diffusers folder, a .safetensors file or a hub id",
+    )
+    parser.add_argument("--device", default=None, help="e.g. cuda (default: CPU)")
+
+
+def _load(args: argparse.Namespace):
+    return diffusion.load_pipeline(args.model, device=args.device, disable_progress_bar=True)
+
+
+def _personalize(args: argparse.Namespace) -> None:
+    art = diffusion.personalize(
+        _load(args),
+        args.images,
+        method=args.method,
+        token=args.token,
+        init_token=args.init_token,
+        class_word=args.class_word,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        num_vectors=args.num_vectors,
+        train_text_encoder=args.train_text_encoder,
+        prior_preservation=args.prior_preservation,
+        class_images=args.class_images,
+        output_dir=args.out,
+        resume=args.resume,
+        checkpoint_every=args.checkpoint_every,
+        preview_every=args.preview_every,
+        seed=args.seed,
+    )
+    print(f"artifact: {art}")
+
+
+def _generate(args: argparse.Namespace) -> None:
+    images = diffusion.generate(
+        _load(args),
+        args.prompt,
+        adapters=args.adapter,
+        negative_prompt=args.negative_prompt,
+        num_inference_steps=args.steps,
+        guidance_scale=args.guidance_scale,
+        seed=args.seed,
+        num_images=args.num_images,
+        scheduler=args.scheduler,
+        control_image=args.control_image,
+        ip_image=args.ip_image,
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(images):
+        path = out / f"seed{args.seed}-{i}.png"
+        image.save(path)
+        print(path)
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    """The options every training command shares: output folder, resume, checkpoints, previews, seed."""
+    parser.add_argument("--out", required=True, help="artifact folder (checkpoints and previews go inside)")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    parser.add_argument("--checkpoint-every", type=int, default=None)
+    parser.add_argument("--preview-every", type=int, default=None, help="write preview samples every N steps")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def _train_control(args: argparse.Namespace) -> None:
+    art = diffusion.train_control(
+        _load(args),
+        args.data,
+        method=args.method,
+        condition=args.condition,
+        condition_params=dict(args.condition_param),
+        steps=args.steps,
+        output_dir=args.out,
+        config=dict(args.set),
+        image_encoder=args.image_encoder,
+        batch_size=args.batch_size,
+        resume=args.resume,
+        checkpoint_every=args.checkpoint_every,
+        preview_every=args.preview_every,
+        seed=args.seed,
+    )
+    print(f"artifact: {art}")
+
+
+def _add_train_control(commands: argparse._SubParsersAction) -> None:
+    fit = commands.add_parser(
+        "train-control",
+        help="train a ControlNet, T2I-Adapter or IP-Adapter on a folder of images",
+        epilog="method options (--set KEY=VALUE): "
+        + "; ".join(f"{m}: {', '.join(cls.option_help())}" for m, cls in diffusion.control.CONFIGS.items()),
+    )
+    _model(fit)
+    fit.add_argument("--data", required=True, help="images + captions (+ conditions/ for control methods)")
+    fit.add_argument("--method", default="controlnet", choices=sorted(diffusion.control.CONFIGS))
+    fit.add_argument(
+        "--condition", default=None, choices=sorted(CONDITIONS), help="derive conditions from the images"
+    )
+    add_key_values(fit, "--condition-param", "extractor option, e.g. low_threshold=50")
+    add_key_values(fit, "--set", "method option, e.g. lr=1e-4 or adapter_type=light_adapter")
+    fit.add_argument(
+        "--image-encoder", default=None, help="IP-Adapter's CLIP image tower (default: studio/shapes-clip)"
+    )
+    fit.add_argument("--steps", type=int, default=1000)
+    fit.add_argument("--batch-size", type=int, default=4)
+    _run_options(fit)
+    fit.set_defaults(run=_train_control)
+
+
+def _export_unet(args: argparse.Namespace) -> None:
+    print(diffusion.export_merged_unet(_load(args), args.adapter, args.out))
+
+
+def add_parser(domains: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """Register `studio diffusion` and its subcommands.
+
+    Args:
+        domains: the top-level subparsers.
+
+    Returns:
+        The `studio diffusion` subparsers, so other diffusion commands (e.g. `train-control`) can join them.
+    """
+    parser = domains.add_parser("diffusion", help="text-to-image personalization and sampling")
+    commands = parser.add_subparsers(dest="diffusion_command", metavar="COMMAND")
+
+    fit = commands.add_parser("personalize", help="teach a concept with Textual Inversion or SVDiff")
+    _model(fit)
+    fit.add_argument("--images", required=True, help="folder (or file) of the concept's images")
+    fit.add_argument("--method", default="textual_inversion", choices=("textual_inversion", "svdiff"))
+    fit.add_argument("--token", required=True, help="placeholder token used in prompts, e.g. '<my-cat>'")
+    fit.add_argument("--init-token", default=None, help="Textual Inversion: word to start from")
+    fit.add_argument("--class-word", default=None, help="the concept's class, e.g. cat (SVDiff, prior)")
+    fit.add_argument("--steps", type=int, default=500)
+    fit.add_argument("--batch-size", type=int, default=4)
+    fit.add_argument("--lr", type=float, default=None, help="default depends on the method")
+    fit.add_argument("--num-vectors", type=int, default=1, help="Textual Inversion vectors per token")
+    fit.add_argument("--train-text-encoder", action="store_true", help="SVDiff: also shift the text encoder")
+    fit.add_argument("--prior-preservation", action="store_true", help="add a loss on class images")
+    fit.add_argument("--class-images", default=None, help="folder of class images (default: generated)")
+    _run_options(fit)
+    fit.set_defaults(run=_personalize)
+
+    gen = commands.add_parser("generate", help="sample images, optionally with trained artifacts")
+    _model(gen)
+    gen.add_argument("--prompt", required=True)
+    gen.add_argument("--adapter", action="append", default=[], help="artifact folder/file (repeatable)")
+    gen.add_argument("--negative-prompt", default=None)
+    gen.add_argument("--steps", type=int, default=30)
+    gen.add_argument("--guidance-scale", type=float, default=7.5)
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--num-images", type=int, default=1)
+    gen.add_argument("--scheduler", default=None, choices=sorted(diffusion.SCHEDULERS))
+    gen.add_argument("--control-image", default=None, help="condition image for ControlNet / T2I-Adapter")
+    gen.add_argument("--ip-image", default=None, help="reference image for IP-Adapter")
+    gen.add_argument("--out", default="samples", help="folder for the PNGs")
+    gen.set_defaults(run=_generate)
+
+    export = commands.add_parser(
+        "export-unet", help="write an SVDiff-merged UNet as a stock diffusers folder"
+    )
+    _model(export)
+    export.add_argument("--adapter", required=True, help="the SVDiff artifact folder")
+    export.add_argument("--out", required=True)
+    export.set_defaults(run=_export_unet)
+    _add_train_control(commands)
+    return commands

@@ -1,0 +1,112 @@
+"""Controls built from a method's config dataclass, each with the field's help text as its tooltip."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import gradio as gr
+
+# Fields every adapter config has that the UI leaves at their defaults (the head is always trained).
+HIDDEN_FIELDS = ("modules_to_save",)
+
+
+def config_fields(config_cls: type) -> list[dataclasses.Field]:
+    """The fields of `config_cls` the UI shows, in declaration order."""
+    return [f for f in dataclasses.fields(config_cls) if f.name not in HIDDEN_FIELDS]
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
+
+
+def field_control(f: dataclasses.Field) -> gr.components.Component:
+    """One control for a config field: checkbox, number, dropdown (`choices` metadata) or JSON text.
+
+    Args:
+        f: the dataclass field; its `help` metadata becomes the control's info text.
+    """
+    default, help_text = _default(f), f.metadata.get("help", "")
+    label = f.name.replace("_", " ")
+    if f.metadata.get("choices"):
+        return gr.Dropdown(list(f.metadata["choices"]), value=default, label=label, info=help_text)
+    if isinstance(default, bool):
+        return gr.Checkbox(value=default, label=label, info=help_text)
+    if isinstance(default, int):
+        return gr.Number(value=default, label=label, info=help_text, precision=0)
+    if isinstance(default, float):
+        return gr.Number(value=default, label=label, info=help_text)
+    if isinstance(default, str):
+        return gr.Textbox(value=default, label=label, info=help_text)
+    text = "" if default is None else json.dumps(default)
+    return gr.Textbox(value=text, label=label, info=f"{help_text} (JSON; empty: none)")
+
+
+def _parse(f: dataclasses.Field, value: Any) -> Any:
+    default = _default(f)
+    if isinstance(default, bool) or f.metadata.get("choices"):
+        return value
+    if isinstance(default, int) and not isinstance(default, bool):
+        if value is None or float(value) != int(value):
+            raise ValueError(f"{f.name} must be a whole number, got {value!r}")
+        return int(value)
+    if isinstance(default, float):
+        if value is None:
+            raise ValueError(f"{f.name} needs a number")
+        return float(value)
+    if isinstance(default, str):
+        return value
+    text = (value or "").strip()
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text  # a plain string, e.g. a module name or a regex
+
+
+class MethodForm:
+    """Option groups for several methods, one visible at a time.
+
+    Args:
+        configs: method name -> config class.
+        selected: the method shown first.
+    """
+
+    def __init__(self, configs: dict[str, type], selected: str) -> None:
+        self.configs = dict(configs)
+        self.groups: dict[str, gr.Group] = {}
+        self.controls: list[tuple[str, dataclasses.Field, gr.components.Component]] = []
+        for name, cls in self.configs.items():
+            with gr.Accordion(f"{name} options", open=False, visible=name == selected) as group:
+                for f in config_fields(cls):
+                    self.controls.append((name, f, field_control(f)))
+            self.groups[name] = group
+
+    @property
+    def inputs(self) -> list[gr.components.Component]:
+        """Every option control, in a fixed order (pass them as event inputs after your own)."""
+        return [control for _, _, control in self.controls]
+
+    def show(self, method: str) -> list[Any]:
+        """Visibility updates for the groups (outputs: `list(self.groups.values())`)."""
+        return [gr.Accordion(visible=name == method) for name in self.groups]
+
+    def options(self, method: str, values: list[Any]) -> dict[str, Any]:
+        """The option values of `method` from the values of `inputs`, parsed to the fields' types.
+
+        Raises:
+            ValueError: a value of the wrong type, or an unknown method.
+        """
+        if method not in self.configs:
+            raise ValueError(f"unknown method {method!r}; choose one of {', '.join(self.configs)}")
+        return {
+            f.name: _parse(f, value)
+            for (name, f, _), value in zip(self.controls, values, strict=True)
+            if name == method
+        }

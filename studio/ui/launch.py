@@ -1,0 +1,83 @@
+"""Serving the studio: 127.0.0.1 and a free port by default; other hosts, sharing and a password are opt-ins."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from .app import build_app, default_workspace
+from .workspace import DEFAULT_MAX_UPLOAD_MB
+
+LOCALHOST = "127.0.0.1"
+
+
+def free_port(host: str = LOCALHOST) -> int:
+    """A TCP port nobody listens on at `host` right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def parse_auth(text: str | None) -> tuple[str, str] | None:
+    """`"user:password"` as a pair (None when not given).
+
+    Raises:
+        ValueError: no colon, or an empty user or password.
+    """
+    if not text:
+        return None
+    user, sep, password = text.partition(":")
+    if not (sep and user and password):
+        raise ValueError("--auth expects USER:PASSWORD")
+    return user, password
+
+
+def launch(
+    host: str = LOCALHOST,
+    port: int | None = None,
+    share: bool = False,
+    auth: str | None = None,
+    workspace: str | os.PathLike | None = None,
+    max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+    block: bool = True,
+):
+    """Build and serve the studio, printing its address.
+
+    Args:
+        host: the interface to bind; the default serves this machine only (`0.0.0.0` opens it to the network).
+        port: the port; None picks a free one.
+        share: also ask gradio for a public share link (needs internet).
+        auth: `"user:password"` to require a login.
+        workspace: the workspace folder (default `$STUDIO_WORKSPACE` or `~/.cache/adaptation-studio/workspace`).
+        max_upload_mb: the most megabytes one upload may hold.
+        block: serve until interrupted; False returns right after start (for tests).
+
+    Returns:
+        The running `gr.Blocks` app (its `.local_url` is the address).
+    """
+    credentials = parse_auth(auth)  # a malformed --auth fails before the slow build
+    app = build_app(workspace or default_workspace(), max_upload_mb)
+    ws = app.studio.workspace
+    # Gradio stores uploads in its temp folder before a handler sees them: keep that inside the workspace too.
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(ws.tmp / "gradio"))
+    port = port or free_port(host if host != "0.0.0.0" else LOCALHOST)
+    app.queue(default_concurrency_limit=4)
+    app.launch(
+        server_name=host,
+        server_port=port,
+        share=share,
+        auth=credentials,
+        max_file_size=f"{max_upload_mb:g}mb",
+        allowed_paths=[str(ws.root)],
+        prevent_thread_lock=True,
+        quiet=True,
+        footer_links=["gradio", "settings"],
+    )
+    print(
+        f"Adaptation Studio is running at {app.local_url} (workspace {ws.root}); Ctrl+C stops it.", flush=True
+    )
+    if getattr(app, "share_url", None):
+        print(f"public link: {app.share_url}", flush=True)
+    if block:
+        app.block_thread()
+    return app

@@ -1,0 +1,90 @@
+"""Generate tab: prompt and sampling settings, any mix of trained artifacts, a gallery with each image's settings."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ..errors import guarded
+from ..tasks.diffusion import PipelineCache, sample
+
+TITLE = "Generate"
+
+
+def adapter_choices(studio) -> list[tuple[str, str]]:
+    """`(label, name)` of every diffusion artifact in the library, newest first."""
+    entries = studio.library.entries(domain="diffusion")
+    return [
+        (f"{e.name} ({e.method}{', ' + e.extra['token'] if e.extra.get('token') else ''})", e.name)
+        for e in entries
+    ]
+
+
+def build(studio, timer: gr.Timer) -> None:
+    """Lay out the tab and wire its events."""
+    cache = PipelineCache()
+    with gr.Row():
+        prompt = gr.Textbox(
+            "a <my-concept> on a grey background",
+            label="prompt",
+            info="Use a trained token, e.g. 'a <my-cat> on a beach'.",
+            scale=3,
+            elem_id="generate-prompt",
+        )
+        negative = gr.Textbox(
+            "", label="negative prompt", info="What to steer away from (used with guidance > 1).", scale=2
+        )
+    with gr.Row():
+        model = gr.Textbox(
+            "studio/shapes-sd", label="base model", info="The pipeline the artifacts were trained on."
+        )
+        seed = gr.Number(0, label="seed", precision=0, info="The same seed and settings give the same image.")
+        steps = gr.Slider(
+            1, 100, 20, step=1, label="steps", info="Denoising steps.", elem_id="generate-steps"
+        )
+        guidance = gr.Slider(
+            1.0, 15.0, 7.5, step=0.5, label="guidance", info="Classifier-free guidance scale; 1 disables it."
+        )
+    adapters = gr.Dropdown(
+        adapter_choices(studio),
+        multiselect=True,
+        label="artifacts",
+        elem_id="generate-adapters",
+        info="Any mix: TI tokens, one SVDiff, ControlNets / T2I-Adapters (with a control image), an IP-Adapter (with a reference image).",
+    )
+    with gr.Row():
+        control_image = gr.Image(
+            type="pil",
+            label="control image (ControlNet / T2I-Adapter; a photo is converted by the artifact's extractor)",
+            height=200,
+        )
+        ip_image = gr.Image(type="pil", label="reference image (IP-Adapter)", height=200)
+    run = gr.Button("Generate", variant="primary", elem_id="generate-run")
+    gallery = gr.Gallery(label="generated", columns=4, height=360, elem_id="generate-gallery")
+    history = gr.State([])
+    seen = gr.State(None)
+
+    def on_generate(
+        prompt, negative, model, seed, steps, guidance, adapters, control_image, ip_image, history
+    ):
+        settings = {
+            "model": (model or "").strip() or "studio/shapes-sd",
+            "prompt": prompt,
+            "negative_prompt": negative,
+            "seed": int(seed),
+            "steps": int(steps),
+            "guidance": float(guidance),
+            "adapters": list(adapters or []),
+        }
+        new = sample(studio, cache, settings, control_image, ip_image)
+        history = new + list(history)
+        return history, history
+
+    def on_tick(previous):
+        choices = adapter_choices(studio)
+        if choices == previous:
+            return gr.skip(), previous
+        return gr.Dropdown(choices=choices), choices
+
+    inputs = [prompt, negative, model, seed, steps, guidance, adapters, control_image, ip_image, history]
+    run.click(guarded(on_generate), inputs, [gallery, history])
+    timer.tick(on_tick, seen, [adapters, seen], show_progress="hidden", queue=False)

@@ -1,0 +1,136 @@
+"""The live view of a tab's training job: status line, loss plot, metric curve, previews, Stop and Resume.
+
+It redraws from the job record on every tick of the page's timer, so a refreshed page picks the newest job
+of its kinds up again; a per-page version number skips redraws when nothing changed.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from ..errors import guarded
+from ..jobs import ACTIVE, RESUMABLE, Job
+
+MAX_POINTS = 500  # the loss plot keeps at most this many points (evenly thinned)
+
+
+def _duration(seconds: float) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "–"
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def status_line(job: Job | None) -> str:
+    """One Markdown line about `job` (or a hint when there is none)."""
+    if job is None:
+        return "No training yet: set it up above and press **Train**."
+    steps = f"step {job.step}/{job.total_steps}" if job.total_steps else ""
+    timing = (
+        f"elapsed {_duration(job.elapsed_s)}, ETA {_duration(job.eta_s)}" if job.status == "running" else ""
+    )
+    parts = [f"**{job.title}**", f"`{job.status}`", steps, timing, job.message]
+    return " · ".join(p for p in parts if p)
+
+
+def loss_frame(job: Job | None) -> pd.DataFrame:
+    """`step`, `loss` columns of the job's loss history (thinned to `MAX_POINTS`)."""
+    pairs = [] if job is None else [p for p in job.losses if math.isfinite(p[1])]
+    stride = max(1, math.ceil(len(pairs) / MAX_POINTS))
+    return pd.DataFrame(pairs[::stride], columns=["step", "loss"])
+
+
+def metric_frame(job: Job | None) -> pd.DataFrame:
+    """`step`, `value`, `metric` columns of the job's evaluation metrics (accuracies only)."""
+    rows = []
+    for entry in [] if job is None else job.metrics:
+        rows += [[entry["step"], v, k] for k, v in entry.items() if k != "step" and "acc" in k]
+    return pd.DataFrame(rows, columns=["step", "value", "metric"])
+
+
+class ProgressPanel:
+    """Progress components for the jobs of `kinds`; create it inside the tab's layout.
+
+    Args:
+        studio: the app's `Studio`.
+        kinds: job kinds this panel follows (the newest one is shown).
+        metric_plot: show a validation-accuracy curve.
+        previews: show a gallery of preview samples.
+    """
+
+    def __init__(
+        self, studio, kinds: tuple[str, ...], metric_plot: bool = False, previews: bool = False
+    ) -> None:
+        self.studio, self.kinds = studio, kinds
+        prefix = kinds[0]  # element ids for the page's tests and styles: "<kind>-status", "<kind>-loss", ...
+        self.status = gr.Markdown(status_line(None), elem_id=f"{prefix}-status", elem_classes=["job-status"])
+        with gr.Row():
+            self.stop = gr.Button("Stop", variant="stop", size="sm")
+            self.resume = gr.Button("Resume", size="sm")
+        with gr.Row():
+            self.loss = gr.LinePlot(
+                loss_frame(None),
+                x="step",
+                y="loss",
+                title="training loss",
+                height=240,
+                elem_id=f"{prefix}-loss",
+            )
+            self.metric = gr.LinePlot(
+                metric_frame(None), x="step", y="value", color="metric", title="validation accuracy",
+                height=240, visible=metric_plot, y_lim=[0, 1],
+            )  # fmt: skip
+        self.gallery = gr.Gallery(
+            label="preview samples", columns=6, height=220, visible=previews, elem_id=f"{prefix}-previews"
+        )
+        self.version = gr.State(-1)
+        self.outputs = [self.status, self.loss, self.metric, self.gallery, self.version]
+
+    def job(self) -> Job | None:
+        """The job this panel shows: the newest of its kinds."""
+        return self.studio.jobs.latest(self.kinds)
+
+    def render(self, job: Job | None) -> list[Any]:
+        """Values for `outputs` drawn from `job`."""
+        folder = None if job is None else self.studio.jobs.job_folder(job.id)
+        previews = (
+            []
+            if job is None
+            else [(str(folder / p["path"]), p.get("caption") or f"step {p['step']}") for p in job.previews]
+        )
+        return [
+            status_line(job),
+            loss_frame(job),
+            metric_frame(job),
+            previews,
+            -1 if job is None else job.version,
+        ]
+
+    def refresh(self, seen: int) -> list[Any]:
+        """The timer's handler: redraw when the job changed since this page last drew it."""
+        job = self.job()
+        if job is not None and job.version == seen:
+            return [gr.skip()] * len(self.outputs)
+        return self.render(job)
+
+    def bind(self, timer: gr.Timer) -> None:
+        """Wire the timer, Stop and Resume."""
+        timer.tick(self.refresh, self.version, self.outputs, show_progress="hidden", queue=False)
+        self.stop.click(guarded(self._stop), None, self.outputs, show_progress="hidden")
+        self.resume.click(guarded(self._resume), None, self.outputs, show_progress="hidden")
+
+    def _stop(self) -> list[Any]:
+        job = self.job()
+        if job is None or job.status not in ACTIVE:
+            raise ValueError("no training is running in this tab")
+        return self.render(self.studio.jobs.stop(job.id))
+
+    def _resume(self) -> list[Any]:
+        job = self.job()
+        if job is None or job.status not in RESUMABLE:
+            raise ValueError("nothing to resume: only a stopped, failed or interrupted training resumes")
+        return self.render(self.studio.jobs.resume(job.id))

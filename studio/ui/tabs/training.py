@@ -1,0 +1,43 @@
+"""Controls and job parameters that the diffusion training tabs (Personalize, Control) share."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+DEFAULT_PIPELINE = "studio/shapes-sd"
+
+
+def base_model_box() -> gr.Textbox:
+    """The base pipeline's name."""
+    return gr.Textbox(
+        DEFAULT_PIPELINE,
+        label="base model",
+        info="The bundled studio/shapes-sd, a local diffusers folder or .safetensors file, or a hub id.",
+    )
+
+
+def run_controls(kind: str) -> tuple[gr.Number, gr.Number, gr.Textbox]:
+    """Steps, preview interval and artifact name, with element ids `<kind>-steps`, `<kind>-preview-every`."""
+    steps = gr.Number(
+        200, label="steps", precision=0, minimum=1, elem_id=f"{kind}-steps",
+        info="Training steps (the papers use thousands on real models).",
+    )  # fmt: skip
+    preview_every = gr.Number(
+        50, label="preview every", precision=0, minimum=0, elem_id=f"{kind}-preview-every",
+        info="Steps between preview samples (0: none).",
+    )  # fmt: skip
+    name = gr.Textbox("", label="artifact name", info="Its name in the library (default: method and data).")
+    return steps, preview_every, name
+
+
+def run_params(studio, folder, model, method, steps, preview_every, name, options) -> dict:
+    """The job parameters every diffusion training has (the tab adds its own)."""
+    return {
+        "data": str(folder.relative_to(studio.workspace.root)),
+        "model": (model or "").strip() or DEFAULT_PIPELINE,
+        "method": method,
+        "steps": int(steps),
+        "preview_every": int(preview_every or 0),
+        "name": name,
+        "options": options or {},
+    }

@@ -1,0 +1,131 @@
+"""ViT fine-tune tab: a bundled task or an uploaded ImageFolder zip, a backbone, a method, a live accuracy curve."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+import vision
+
+from ..errors import guarded
+from ..forms import MethodForm
+from ..tasks.vit import BUNDLED_TASKS, bundled_dataset
+from .progress import ProgressPanel
+
+TITLE = "ViT fine-tune"
+SOURCES = ("bundled task", "upload")
+
+
+def start(studio, source, task, files, model, weights, method, epochs, lr, batch_size, name, options) -> str:
+    """Queue a ViT fine-tuning job; returns its id.
+
+    Args:
+        studio: the app's `Studio`.
+        source: `"bundled task"` or `"upload"`.
+        task: the bundled task's name.
+        files: uploaded zip(s) of an ImageFolder (`class/image`, optionally under `train/`, `val/`, `test/`).
+        model: timm architecture or bundled model name.
+        weights: empty (pretrained), `none` (random init) or a local checkpoint path.
+        method: a `vision.METHOD_CONFIGS` name.
+        epochs: passes over the training split.
+        lr: peak learning rate.
+        batch_size: images per step.
+        name: the library name of the adapter.
+        options: the method's config values.
+
+    Raises:
+        ValueError: bad settings (an invalid option, no upload, a bad zip).
+    """
+    vision.METHOD_CONFIGS[method](**options)  # a bad option fails here, before anything is queued
+    if not (model or "").strip():
+        raise ValueError("name a backbone, e.g. studio/shapes-vit or vit_small_patch16_224")
+    if source == "upload":
+        data = studio.workspace.import_files(files, "vit-data")
+        label = "upload"
+    else:
+        data, label = bundled_dataset(studio, task), task
+    params = {
+        "data": str(data.relative_to(studio.workspace.root)),
+        "model": model.strip(),
+        "weights": weights or "",
+        "method": method,
+        "options": options,
+        "epochs": int(epochs),
+        "lr": float(lr),
+        "batch_size": int(batch_size),
+        "name": name or f"vit-{method}-{label}",
+    }
+    return studio.jobs.submit("vit", params, title=f"{method} on {label}").id
+
+
+def build(studio, timer: gr.Timer) -> None:
+    """Lay out the tab and wire its events."""
+    with gr.Row():
+        source = gr.Radio(
+            list(SOURCES),
+            value=SOURCES[0],
+            label="data",
+            info="A bundled task from the image world, or your own images.",
+        )
+        task = gr.Dropdown(
+            list(BUNDLED_TASKS), value="novel-shapes", label="bundled task",
+            info="; ".join(f"{k}: {v[1]}" for k, v in BUNDLED_TASKS.items()),
+        )  # fmt: skip
+        files = gr.File(
+            label="image-folder zip (class/image.png, optionally inside train/ val/ test/)",
+            file_count="multiple", file_types=[".zip"],
+        )  # fmt: skip
+    with gr.Row():
+        model = gr.Textbox(
+            "studio/shapes-vit",
+            label="backbone",
+            info="A timm architecture (vit_base_patch16_224), an hf-hub: id, or the bundled studio/shapes-vit.",
+        )
+        weights = gr.Textbox(
+            "",
+            label="weights",
+            info="Empty: the model's pretrained weights (bundled, or timm's from the hub); 'none': random init; or a local .safetensors file.",
+        )
+        method = gr.Dropdown(
+            list(vision.METHOD_CONFIGS),
+            value="ssf",
+            label="method",
+            info="VPT, AdaptFormer and SSF train a few hundred kB; the others are baselines.",
+        )
+    form = MethodForm(vision.METHOD_CONFIGS, "ssf")
+    with gr.Row():
+        epochs = gr.Number(5, label="epochs", precision=0, minimum=1, info="Passes over the training images.")
+        lr = gr.Number(
+            1e-2,
+            label="learning rate",
+            info="Peak learning rate (warmup, then cosine decay); SSF and VPT like 1e-2.",
+        )
+        batch_size = gr.Number(
+            16, label="batch size", precision=0, minimum=1, info="Images per optimizer step."
+        )
+        name = gr.Textbox(
+            "", label="adapter name", info="Its name in the library (default: method and data)."
+        )
+    train = gr.Button("Train", variant="primary")
+    panel = ProgressPanel(studio, ("vit",), metric_plot=True)
+    with gr.Row():
+        download = gr.Button("Download the adapter", size="sm")
+        file = gr.File(label="adapter (zip)", interactive=False)
+
+    def on_train(source, task, files, model, weights, method, epochs, lr, batch_size, name, *values):
+        options = form.options(method, list(values))
+        job = start(
+            studio, source, task, files, model, weights, method, epochs, lr, batch_size, name, options
+        )
+        return panel.render(studio.jobs.get(job))
+
+    def on_download():
+        job = panel.job()
+        if job is None or not job.artifact:
+            raise ValueError("no finished fine-tuning yet")
+        return str(studio.library.zip(studio.workspace.inside(job.artifact).name))
+
+    inputs = [source, task, files, model, weights, method, epochs, lr, batch_size, name, *form.inputs]
+    train.click(guarded(on_train), inputs, panel.outputs)
+    method.change(form.show, method, list(form.groups.values()), queue=False)
+    download.click(guarded(on_download), None, file)
+    panel.bind(timer)

@@ -1,0 +1,193 @@
+"""Diffusion jobs (personalize, train a control) and sampling, through `diffusion`'s public API.
+
+Training jobs load their own pipeline (training changes it); sampling shares one cached pipeline per base
+model, which `diffusion.generate` leaves as it found it, and runs beside a training job.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import diffusion
+
+from ..library import Entry
+from ..workspace import list_images, safe_name
+
+PERSONALIZE_METHODS = ("textual_inversion", "svdiff")
+CONTROL_METHODS = ("controlnet", "t2i_adapter", "ip_adapter")
+PREVIEW_PROMPT = "a {token}"
+CHECKPOINT_EVERY = 50  # steps; a crashed run resumes from at most this far back
+
+
+def _pipeline(ctx, model: str):
+    ctx.report(f"loading {model}")
+    return diffusion.load_pipeline(model, disable_progress_bar=True)
+
+
+def _training_extras(ctx) -> dict[str, Any]:
+    """What every diffusion training gets from the job: progress and Stop, resume, previews into the page."""
+    every = int(ctx.params.get("preview_every") or 0)
+    return {
+        "output_dir": str(ctx.output_dir),
+        "callbacks": [ctx.callback],
+        "resume": ctx.resume,
+        "checkpoint_every": CHECKPOINT_EVERY,
+        "preview_every": every or None,
+        "on_preview": lambda step, images: [ctx.add_preview(im, step) for im in images],
+        "progress": False,
+    }
+
+
+def run_personalize(studio, ctx) -> Path | None:
+    """Personalize a pipeline on uploaded images and publish the artifact (job kind `"personalize"`)."""
+    p = ctx.params
+    pipe = _pipeline(ctx, p["model"])
+    images = list_images(studio.workspace.inside(p["data"]))
+    word = {"init_token" if p["method"] == "textual_inversion" else "class_word": p["init_word"] or None}
+    ctx.report(f"training {p['method']} for {p['token']} on {len(images)} images")
+    art = diffusion.personalize(
+        pipe,
+        images,
+        p["method"],
+        p["token"],
+        steps=int(p["steps"]),
+        preview_prompt=PREVIEW_PROMPT.format(token=p["token"]),
+        **word,
+        **p.get("options", {}),
+        **_training_extras(ctx),
+    )
+    if ctx.should_stop():
+        return None
+    entry = Entry(
+        p["name"], "diffusion", p["method"], p["model"], job=ctx.job.id, extra={"token": p["token"]}
+    )
+    return studio.library.folder(studio.library.publish(art, entry).name)
+
+
+def run_control(studio, ctx) -> Path | None:
+    """Train a ControlNet, T2I-Adapter or IP-Adapter on an uploaded dataset (job kind `"control"`)."""
+    p = ctx.params
+    pipe = _pipeline(ctx, p["model"])
+    ctx.report(f"training {p['method']}")
+    art = diffusion.train_control(
+        pipe,
+        str(studio.workspace.inside(p["data"])),
+        p["method"],
+        p.get("condition"),
+        int(p["steps"]),
+        config=p.get("options") or None,
+        condition_params=p.get("condition_params") or None,
+        **_training_extras(ctx),
+    )
+    if ctx.should_stop():
+        return None
+    entry = Entry(p["name"], "diffusion", p["method"], p["model"], job=ctx.job.id)
+    entry.extra = {"condition": p.get("condition")}
+    return studio.library.folder(studio.library.publish(art, entry).name)
+
+
+RUNNERS = {"personalize": run_personalize, "control": run_control}
+
+
+class PipelineCache:
+    """One loaded pipeline per base model for sampling, used by one sampler at a time."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._pipes: dict[str, Any] = {}
+
+    def get(self, model: str):
+        """The sampling pipeline of `model` (loaded on first use; the least recent is dropped past two)."""
+        if model not in self._pipes:
+            if len(self._pipes) >= 2:
+                self._pipes.pop(next(iter(self._pipes)))
+            self._pipes[model] = diffusion.load_pipeline(model, disable_progress_bar=True)
+        return self._pipes[model]
+
+
+def sample(
+    studio, cache: PipelineCache, settings: dict[str, Any], control_image=None, ip_image=None
+) -> list[tuple[str, str]]:
+    """Generate images and record each one's settings beside it in `generations/`.
+
+    Args:
+        studio: the app's `Studio`.
+        cache: the sampling pipelines.
+        settings: `model`, `prompt`, `negative_prompt`, `seed`, `steps`, `guidance`, `adapters` (library
+            names), `num_images`.
+        control_image: a PIL image for a ControlNet / T2I-Adapter (a photo is converted by its extractor).
+        ip_image: a PIL reference image for an IP-Adapter.
+
+    Returns:
+        `(image path, caption)` pairs for the gallery.
+    """
+    if not (settings.get("prompt") or "").strip():
+        raise ValueError("type a prompt")
+    adapters = [str(studio.library.path(name)) for name in settings.get("adapters") or []]
+    kwargs = {
+        "adapters": adapters,
+        "negative_prompt": settings.get("negative_prompt") or None,
+        "num_inference_steps": int(settings["steps"]),
+        "guidance_scale": float(settings["guidance"]),
+        "seed": int(settings["seed"]),
+        "control_image": control_image,
+        "ip_image": ip_image,
+    }
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    with cache.lock:
+        pipe = cache.get(settings["model"])
+        images = diffusion.generate(pipe, settings["prompt"], **kwargs)
+    images = images if isinstance(images, list) else [images]
+    folder = studio.workspace.new_folder("generations", safe_name(settings["prompt"])[:40])
+    out = []
+    for i, image in enumerate(images):
+        path = folder / f"{i:02d}.png"
+        image.save(path)
+        record = {**settings, "index": i, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+        (folder / f"{i:02d}.json").write_text(json.dumps(record, indent=2))
+        out.append((str(path), caption(settings)))
+    return out
+
+
+def caption(settings: dict[str, Any]) -> str:
+    """The settings of a generated image as one line under it in the gallery."""
+    adapters = ", ".join(settings.get("adapters") or []) or "none"
+    negative = f" | not: {settings['negative_prompt']}" if settings.get("negative_prompt") else ""
+    return (
+        f"{settings['prompt']}{negative} | seed {settings['seed']}, {settings['steps']} steps, "
+        f"guidance {settings['guidance']} | {settings['model']} + {adapters}"
+    )
+
+
+def export_artifact(studio, name: str) -> tuple[Path, str]:
+    """A download in diffusers' formats for library entry `name`, with a note on how to load it.
+
+    SVDiff exports the merged UNet (a stock `UNet2DConditionModel` folder); the other
+    diffusion artifacts are already in their diffusers format, so the export is their folder as a zip.
+
+    Raises:
+        ValueError: the entry is not a diffusion artifact.
+    """
+    entry = studio.library.get(name)
+    if entry.domain != "diffusion":
+        raise ValueError(
+            f"{name!r} is a {entry.domain} adapter; export applies to diffusion artifacts (use Download)"
+        )
+    how = {
+        "textual_inversion": "pipe.load_textual_inversion(folder)",
+        "controlnet": "ControlNetModel.from_pretrained(folder)",
+        "t2i_adapter": "T2IAdapter.from_pretrained(folder)",
+        "ip_adapter": "pipe.load_ip_adapter(folder, subfolder='', weight_name=file)",
+    }
+    if entry.method == "svdiff":
+        out = studio.workspace.new_folder("tmp", f"{name}-unet")
+        pipe = diffusion.load_pipeline(entry.base_model, disable_progress_bar=True)
+        diffusion.export_merged_unet(pipe, studio.library.path(name), out / "unet")
+        archive = shutil.make_archive(str(out / f"{name}-unet"), "zip", root_dir=out / "unet")
+        return Path(archive), "merged UNet: load with UNet2DConditionModel.from_pretrained(folder)"
+    return studio.library.zip(name), f"load with {how.get(entry.method, 'diffusers')}"

@@ -1,0 +1,32 @@
+"""Fixtures of the diffusion tests: the tiny pipeline saved once per session (so that stock
+`StableDiffusionPipeline.from_pretrained` loads the very same weights) and an isolated SVD cache."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.diffusion.tiny import build_tiny_pipeline
+
+
+@pytest.fixture(scope="session")
+def tiny_sd_dir(tmp_path_factory):
+    """Folder of the tiny pipeline (`save_pretrained`), shared by the session."""
+    folder = tmp_path_factory.mktemp("tiny-sd")
+    build_tiny_pipeline().save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+@pytest.fixture
+def tiny_pipe(tiny_sd_dir):
+    """A fresh tiny pipeline loaded through `diffusion.load_pipeline` (tests may change it)."""
+    import diffusion
+
+    return diffusion.load_pipeline(tiny_sd_dir, disable_progress_bar=True)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _svd_cache(tmp_path_factory):
+    """Keep SVDiff's on-disk SVD cache in a temporary folder (session-wide, so module fixtures use it too)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("STUDIO_SVD_CACHE", str(tmp_path_factory.mktemp("svd-cache")))
+        yield

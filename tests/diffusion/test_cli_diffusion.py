@@ -1,0 +1,26 @@
+"""`studio diffusion personalize|generate`: the shell mirrors the Python API; bad input exits with code 2."""
+
+from PIL import Image
+
+from studio.cli import main
+from tests.diffusion.tiny import concept_images
+
+
+def test_personalize_then_generate_from_the_shell(tiny_sd_dir, tmp_path, capsys):
+    images = tmp_path / "images"
+    images.mkdir()
+    for i, image in enumerate(concept_images(2)):
+        image.save(images / f"{i}.png")
+    art = tmp_path / "art"
+    code = main(["diffusion", "personalize", "--model", str(tiny_sd_dir), "--images", str(images),
+                 "--token", "<q>", "--init-token", "red", "--steps", "1", "--batch-size", "2", "--out", str(art)])  # fmt: skip
+    assert code == 0 and (art / "learned_embeds.safetensors").is_file()
+    code = main(["diffusion", "generate", "--model", str(tiny_sd_dir), "--prompt", "a <q>", "--adapter", str(art),
+                 "--steps", "2", "--scheduler", "dpm++", "--num-images", "2", "--out", str(tmp_path / "out")])  # fmt: skip
+    assert code == 0
+    written = sorted((tmp_path / "out").glob("*.png"))
+    assert len(written) == 2 and Image.open(written[0]).size == (16, 16)
+    capsys.readouterr()
+    code = main(["diffusion", "generate", "--model", str(tiny_sd_dir), "--prompt", "a", "--adapter",
+                 str(images), "--steps", "1", "--out", str(tmp_path / "bad")])  # fmt: skip
+    assert code == 2 and "not a known artifact" in capsys.readouterr().err

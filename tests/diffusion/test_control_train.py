@@ -1,0 +1,245 @@
+"""Training each control method on the tiny pipeline: what changes, stock loading, generate, resume, errors."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from diffusers import (
+    ControlNetModel,
+    StableDiffusionAdapterPipeline,
+    StableDiffusionControlNetPipeline,
+    T2IAdapter,
+)
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+import diffusion
+from diffusion.artifacts import read_artifact
+from diffusion.conditions import extract_condition
+from diffusion.control import load_image_encoder
+from studio.engine import Callback
+from studio.world import Scene, render_with_conditions
+
+PROMPT = "a red circle on a grey background"
+STEPS = 2
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pairs")
+    (folder / "conditions").mkdir()
+    for i, shape in enumerate(["circle", "square", "triangle"]):
+        r = render_with_conditions(
+            Scene(shape, ["red", "blue", "green"][i], background="grey"), size=16, seed=i
+        )
+        r["image"].save(folder / f"{i}.png")
+        r["mask"].save(folder / "conditions" / f"{i}.png")
+        (folder / f"{i}.txt").write_text(r["caption"])
+    return folder
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_sd_dir):
+    return diffusion.load_pipeline(tiny_sd_dir, disable_progress_bar=True)
+
+
+def _snapshot(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _train(pipe, pairs, method, out, **kw):
+    kw.setdefault("config", {"lr": 1e-2})
+    return diffusion.train_control(
+        pipe, pairs, method=method, steps=STEPS, output_dir=out, batch_size=2, progress=False, **kw
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(pipe, pairs, tmp_path_factory):
+    """Each method trained once; the base modules are snapshotted before and compared after."""
+    before = {name: _snapshot(getattr(pipe, name)) for name in ("unet", "vae", "text_encoder")}
+    root = tmp_path_factory.mktemp("arts")
+    arts = {
+        "controlnet": _train(pipe, pairs, "controlnet", root / "cn"),
+        "t2i_adapter": _train(pipe, pairs, "t2i_adapter", root / "t2i", condition="canny"),
+        "ip_adapter": _train(pipe, pairs, "ip_adapter", root / "ip", preview_every=1, preview_steps=1),
+    }
+    return arts, before
+
+
+def _gen(pipe, adapters, **kw):
+    images = diffusion.generate(
+        pipe, PROMPT, adapters=adapters, num_inference_steps=2, guidance_scale=3.0, **kw
+    )
+    return np.asarray(images[0])
+
+
+def _stock(pipeline_cls, pipe, **modules):
+    parts = {k: v for k, v in pipe.components.items() if k not in ("image_encoder",)}
+    stock = pipeline_cls(**parts, **modules)
+    stock.set_progress_bar_config(disable=True)
+    return stock
+
+
+def _stock_call(stock, **kw):
+    g = torch.Generator().manual_seed(0)
+    return np.asarray(stock(PROMPT, num_inference_steps=2, guidance_scale=3.0, generator=g, **kw).images[0])
+
+
+def test_training_changes_only_the_control(pipe, trained):
+    arts, before = trained
+    for name, state in before.items():
+        after = getattr(pipe, name).state_dict()
+        assert set(after) == set(state), f"{name} gained or lost tensors"
+        assert all(torch.equal(after[k], v) for k, v in state.items()), f"{name} changed"
+        assert all(p.requires_grad for p in getattr(pipe, name).parameters()), "requires_grad not restored"
+    # ... and the controls did learn: they differ from a fresh initialisation.
+    controlnet = ControlNetModel.from_pretrained(arts["controlnet"])
+    assert any(p.abs().sum() > 0 for p in controlnet.controlnet_down_blocks.parameters())
+    ip = load_file(arts["ip_adapter"] / "ip_adapter.safetensors")
+    cross = pipe.unet.get_submodule(
+        next(n for n in pipe.unet.attn_processors if n.endswith("attn2.processor")).removesuffix(".processor")
+    )
+    assert not torch.equal(ip["ip_adapter.1.to_k_ip.weight"], cross.to_k.weight)
+
+
+def test_artifacts_record_method_base_model_and_condition(pipe, trained):
+    arts, _ = trained
+    t2i = read_artifact(arts["t2i_adapter"])
+    assert t2i.kind == "t2i_adapter" and t2i.base_model == pipe.base_model_id
+    assert t2i.extra["condition"] == "canny" and t2i.hyperparameters["early_timesteps"] is True
+    ip = read_artifact(arts["ip_adapter"] / "ip_adapter.safetensors")  # the single file describes itself
+    assert ip.kind == "ip_adapter" and ip.extra["image_encoder"] == "studio/shapes-clip"
+    assert read_artifact(arts["controlnet"]).hyperparameters["lr"] == 1e-2
+    assert (arts["ip_adapter"] / "previews" / "step-000001.png").is_file()
+
+
+def test_controlnet_loads_in_the_stock_pipeline_with_identical_images(pipe, pairs, trained):
+    arts, _ = trained
+    condition = (pairs / "conditions" / "0.png").as_posix()
+    ours = _gen(pipe, [arts["controlnet"]], control_image=condition)
+    stock = _stock(
+        StableDiffusionControlNetPipeline,
+        pipe,
+        controlnet=ControlNetModel.from_pretrained(arts["controlnet"]),
+    )
+    assert np.array_equal(_stock_call(stock, image=Image.open(condition).convert("RGB")), ours)
+    assert not np.array_equal(_gen(pipe, []), ours)
+
+
+def test_t2i_adapter_loads_in_the_stock_pipeline_and_applies_its_extractor(pipe, pairs, trained):
+    arts, _ = trained
+    photo = render_with_conditions(Scene("square", "blue", background="grey"), size=16, seed=7)["image"]
+    ours = _gen(pipe, [arts["t2i_adapter"]], control_image=photo)
+    edges = extract_condition(photo, "canny").convert("RGB")
+    stock = _stock(
+        StableDiffusionAdapterPipeline, pipe, adapter=T2IAdapter.from_pretrained(arts["t2i_adapter"])
+    )
+    assert np.array_equal(_stock_call(stock, image=edges), ours)
+    assert np.array_equal(_gen(pipe, [arts["t2i_adapter"]], control_image=edges, extract=False), ours)
+
+
+def test_ip_adapter_loads_with_the_stock_loader_with_identical_images(pipe, pairs, trained):
+    arts, _ = trained
+    reference = pairs / "1.png"
+    ours = _gen(pipe, [arts["ip_adapter"]], ip_image=reference)
+    assert pipe.unet.encoder_hid_proj is None  # generate unloaded it again
+    embeds = load_image_encoder("studio/shapes-clip")(diffusion.load_images([reference], 16))[:, None]
+    stock = diffusion.load_pipeline(pipe.base_model_id, disable_progress_bar=True)
+    stock.load_ip_adapter(
+        arts["ip_adapter"], subfolder="", weight_name="ip_adapter.safetensors", image_encoder_folder=None
+    )
+    stock_image = _stock_call(stock, ip_adapter_image_embeds=[torch.cat([torch.zeros_like(embeds), embeds])])
+    assert np.array_equal(stock_image, ours)
+    assert not np.array_equal(
+        _gen(pipe, [arts["ip_adapter"]], ip_image=reference, ip_adapter_scale=0.0), ours
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "scale_key"),
+    [("controlnet", "controlnet_conditioning_scale"), ("t2i_adapter", "adapter_conditioning_scale")],
+)
+def test_several_controls_at_once_with_weights(pipe, pairs, trained, kind, scale_key):
+    arts, _ = trained
+    condition = pairs / "conditions" / "0.png"
+    extract = {"extract": False}
+    single = _gen(pipe, [arts[kind]], control_image=condition, **extract).astype(int)
+    halves = _gen(pipe, [arts[kind]] * 2, control_image=[condition] * 2, **{scale_key: [0.5, 0.5]}, **extract)
+    assert np.abs(halves.astype(int) - single).max() <= 1  # two halves of one control = the whole control
+    off = _gen(pipe, [arts[kind]] * 2, control_image=[condition] * 2, **{scale_key: [0.0, 0.0]}, **extract)
+    assert np.array_equal(off, _gen(pipe, []))
+
+
+def test_textual_inversion_controlnet_and_ip_adapter_compose_in_one_call(pipe, pairs, trained, tmp_path):
+    arts, _ = trained
+    width = pipe.text_encoder.config.hidden_size
+    save_file(
+        {"<thing>": torch.randn(1, width, generator=torch.Generator().manual_seed(0))},
+        tmp_path / "ti.safetensors",
+    )
+    condition = pairs / "conditions" / "0.png"
+    everything = [tmp_path / "ti.safetensors", arts["controlnet"], arts["ip_adapter"]]
+    mixed = _gen(pipe, everything, control_image=condition, ip_image=pairs / "1.png")
+    without_ip = _gen(pipe, everything[:2], control_image=condition)
+    assert mixed.shape == (16, 16, 3) and not np.array_equal(mixed, without_ip)
+    assert "<thing>" not in pipe.tokenizer.get_vocab() and pipe.unet.encoder_hid_proj is None
+
+
+def test_resume_gives_the_uninterrupted_result(pipe, pairs, tmp_path):
+    config = {"lr": 1e-2, "drop_text": 0.3, "drop_image": 0.3}  # the random drops must replay too
+
+    def run(out, **kw):
+        return diffusion.train_control(
+            pipe, pairs, "ip_adapter", steps=3, output_dir=tmp_path / out, batch_size=2, progress=False,
+            config=config, checkpoint_every=1, **kw,
+        )  # fmt: skip
+
+    class StopAt(Callback):
+        def on_step_end(self, state):
+            state.should_stop = state.step == 1
+
+    straight = run("a")
+    run("b", callbacks=[StopAt()])
+    resumed = run("b", resume=True)
+    a, b = (load_file(p / "ip_adapter.safetensors") for p in (straight, resumed))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    record = json.loads((resumed / "studio_artifact.json").read_text())
+    assert record["kind"] == "ip_adapter"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"method": "lora"}, "unknown control method"),
+        ({"method": "controlnet", "config": diffusion.IPAdapterConfig()}, "takes a ControlNetConfig"),
+        ({"method": "t2i_adapter", "config": {"rank": 4}}, "unknown T2IAdapterConfig fields"),
+        ({"method": "controlnet", "condition": "depth"}, "unknown condition"),
+    ],
+)
+def test_bad_training_arguments(pipe, pairs, tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        diffusion.train_control(pipe, pairs, steps=1, output_dir=tmp_path, progress=False, **kwargs)
+
+
+def test_bad_sampling_inputs_are_clear_errors(pipe, pairs, trained, tmp_path):
+    arts, _ = trained
+    with pytest.raises(ValueError, match="needs control_image"):
+        _gen(pipe, [arts["controlnet"]])
+    with pytest.raises(ValueError, match="needs ip_image"):
+        _gen(pipe, [arts["ip_adapter"]])
+    with pytest.raises(ValueError, match="no IP-Adapter support"):
+        _gen(
+            pipe,
+            [arts["t2i_adapter"], arts["ip_adapter"]],
+            control_image=pairs / "0.png",
+            ip_image=pairs / "0.png",
+        )
+    with pytest.raises(ValueError, match="cannot be combined"):
+        _gen(pipe, [arts["t2i_adapter"], arts["controlnet"]], control_image=pairs / "0.png")
+    with pytest.raises(ValueError, match="2 control images for 1"):
+        _gen(pipe, [arts["controlnet"]], control_image=[pairs / "0.png", pairs / "1.png"])
+    other = diffusion.load_pipeline("studio/shapes-sd")
+    with pytest.raises(ValueError, match="base model"):
+        _gen(other, [arts["controlnet"]], control_image=pairs / "0.png")

@@ -1,0 +1,73 @@
+"""Quality: Textual Inversion teaches `studio/shapes-sd` a shape it never saw (a held-out shape of the world).
+
+Measure: samples for "a <token>" are classified by a shape probe, and the rate of the taught shape is compared
+before (the token's initial embedding = the init word's) and after training.
+
+The probe: `studio/shapes-vit` cannot name held-out shapes (its head has only the pretraining shapes), so its
+frozen pooled features feed a logistic regression fitted on world renders of *every* shape, held-out ones
+included (60 per shape, drawn by `studio.world`, none of them the training images). Its accuracy on fresh
+renders is printed too, so the numbers can be judged against how well the probe itself sees shapes.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+import diffusion
+import vision
+from studio.world import SHAPES, render, sample_scenes
+
+TARGET, INIT_WORD, TOKEN = "star", "square", "<star-concept>"
+
+
+def _features(model, transform, images):
+    batch = torch.stack([transform(image.convert("RGB")) for image in images])
+    with torch.no_grad():
+        return model.forward_head(model.forward_features(batch), pre_logits=True).numpy()
+
+
+def _renders(per_shape, seed):
+    images, labels = [], []
+    for s, shape in enumerate(SHAPES):
+        for i, scene in enumerate(sample_scenes(per_shape, seed + s, "all", shape=shape)):
+            images.append(render(scene, 64, seed * 1000 + s * 100 + i))
+            labels.append(s)
+    return images, np.array(labels)
+
+
+@pytest.mark.slow
+def test_textual_inversion_teaches_a_held_out_shape(tmp_path):
+    from sklearn.linear_model import LogisticRegression
+
+    backbone = vision.create_model("studio/shapes-vit", pretrained=True).eval()
+    transform = vision.image_transform(backbone)
+    train_images, train_labels = _renders(60, seed=1)
+    probe = LogisticRegression(max_iter=2000).fit(_features(backbone, transform, train_images), train_labels)
+    test_images, test_labels = _renders(20, seed=2)
+    probe_accuracy = float((probe.predict(_features(backbone, transform, test_images)) == test_labels).mean())
+
+    concept = [
+        render(scene, 64, 10 + i) for i, scene in enumerate(sample_scenes(6, 7, "heldout", shape=TARGET))
+    ]
+    pipe = diffusion.load_pipeline("studio/shapes-sd", disable_progress_bar=True)
+    art = diffusion.personalize(
+        pipe, concept, token=TOKEN, init_token=INIT_WORD, steps=400, batch_size=4, lr=5e-3,
+        prompt_templates=["a {}", "a {} on a grey background", "a small {}", "a large {}"],
+        output_dir=tmp_path / "star", progress=False,
+    )  # fmt: skip
+
+    def rate(prompt, adapters):
+        images = [
+            diffusion.generate(
+                pipe, prompt, adapters=adapters, num_inference_steps=25, guidance_scale=5.0, seed=s
+            )[0]
+            for s in range(24)
+        ]
+        return float((probe.predict(_features(backbone, transform, images)) == SHAPES.index(TARGET)).mean())
+
+    before, after = rate(f"a {INIT_WORD}", []), rate(f"a {TOKEN}", [art])
+    print(
+        f"probe accuracy on renders {probe_accuracy:.3f}; '{TARGET}' rate before {before:.3f}, after {after:.3f}"
+    )
+    assert probe_accuracy > 0.8
+    assert after >= before + 0.3, (before, after)

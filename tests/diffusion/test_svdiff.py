@@ -1,0 +1,114 @@
+"""SVDiff: zero shifts are the base model exactly, merge equals unmerged, save→load and the stock merged-UNet
+export give identical outputs, the SVD is cached on disk, and norms get their own learning rate."""
+
+import numpy as np
+import pytest
+import torch
+from diffusers import UNet2DConditionModel
+
+import diffusion
+from diffusion.svdiff import NormShift, SpectralShift, SVDiffConfig, svd_cache_dir, svdiff_param_groups
+from diffusion.unload import remove_adapter, requires_grad_flags
+from studio.core import adapter_layers, inject, load_adapter, merge, unmerge
+from tests.diffusion.tiny import concept_images, sample
+
+
+def _unet_out(unet, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x, ctx = torch.randn(2, 4, 8, 8, generator=g), torch.randn(2, 5, 32, generator=g)
+    with torch.no_grad():
+        return unet(x, torch.tensor([10, 500]), encoder_hidden_states=ctx).sample
+
+
+def _randomize_shifts(model, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for _, layer in adapter_layers(model):
+            layer.delta.copy_(torch.randn(layer.delta.shape, generator=g) * 0.5)
+
+
+def test_zero_shifts_equal_the_base_and_merge_equals_unmerged(tiny_pipe):
+    unet = tiny_pipe.unet
+    base = _unet_out(unet)
+    flags = requires_grad_flags(unet)
+    inject(unet, SVDiffConfig())
+    kinds = {type(layer) for _, layer in adapter_layers(unet)}
+    assert kinds == {SpectralShift, NormShift}
+    assert torch.equal(_unet_out(unet), base)  # exactly, not within the SVD's round-off
+    _randomize_shifts(unet)
+    shifted = _unet_out(unet)
+    assert not torch.allclose(shifted, base, atol=1e-3)
+    merge(unet)
+    assert torch.allclose(_unet_out(unet), shifted, atol=1e-5)
+    unmerge(unet)
+    assert torch.allclose(_unet_out(unet), shifted, atol=1e-5)
+    remove_adapter(unet, flags)
+    assert torch.equal(_unet_out(unet), base)
+    assert all(p.requires_grad for p in unet.parameters())
+
+
+def test_svd_is_computed_once_and_cached_per_base_model(tiny_sd_dir, monkeypatch):
+    inject(UNet2DConditionModel.from_pretrained(tiny_sd_dir / "unet"), SVDiffConfig())
+    assert list(svd_cache_dir().glob("svd-*.safetensors"))
+    monkeypatch.setattr(torch.linalg, "svd", lambda *a, **k: pytest.fail("SVD recomputed despite the cache"))
+    inject(
+        UNet2DConditionModel.from_pretrained(tiny_sd_dir / "unet"), SVDiffConfig()
+    )  # served from the cache
+    other = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(tiny_sd_dir / "unet"))
+    with pytest.raises(pytest.fail.Exception, match="recomputed"):
+        inject(other, SVDiffConfig())  # other weights: a cache miss
+
+
+def test_norms_get_their_own_learning_rate(tiny_pipe):
+    inject(tiny_pipe.unet, SVDiffConfig())
+    spectral, norms = svdiff_param_groups(tiny_pipe.unet, lr=1e-3, lr_norm=1e-6)
+    assert spectral["lr"] == 1e-3 and norms["lr"] == 1e-6
+    n_singular = sum(min(m.base_layer.weight.shape[0], m.base_layer.weight[0].numel())
+                     for _, m in adapter_layers(tiny_pipe.unet) if isinstance(m, SpectralShift))  # fmt: skip
+    assert sum(p.numel() for p in spectral["params"]) == n_singular
+    trainable = {id(p) for p in tiny_pipe.unet.parameters() if p.requires_grad}
+    assert trainable == {id(p) for p in spectral["params"] + norms["params"]}
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_sd_dir, tmp_path_factory):
+    pipe = diffusion.load_pipeline(tiny_sd_dir, disable_progress_bar=True)
+    out = tmp_path_factory.mktemp("svdiff") / "concept"
+    art = diffusion.personalize(
+        pipe, concept_images(), method="svdiff", token="<blob>", class_word="circle", steps=2, batch_size=2,
+        lr=0.5, train_text_encoder=True, output_dir=out, progress=False,
+    )  # fmt: skip
+    return pipe, art
+
+
+def test_save_load_generate_and_export_agree(trained, tiny_sd_dir, tmp_path):
+    pipe, art = trained
+    assert (art / "unet" / "adapter_model.safetensors").is_file() and (art / "text_encoder").is_dir()
+    before = sample(pipe)
+    ours = diffusion.generate(pipe, "a red circle", adapters=[art], num_inference_steps=2, guidance_scale=4.0)
+    assert np.array_equal(sample(pipe), before)  # generate left the pipeline as it was
+    assert not np.array_equal((np.asarray(ours[0]) / 255.0), before[0])
+    again = diffusion.generate(
+        pipe, "a red circle", adapters=[art], num_inference_steps=2, guidance_scale=4.0
+    )
+    assert np.array_equal(np.asarray(ours[0]), np.asarray(again[0]))
+
+    exported = diffusion.export_merged_unet(pipe, art, tmp_path / "merged-unet")
+    stock = UNet2DConditionModel.from_pretrained(exported)
+    live = load_adapter(UNet2DConditionModel.from_pretrained(tiny_sd_dir / "unet"), art / "unet")
+    assert torch.allclose(_unet_out(stock), _unet_out(live), atol=1e-5)
+    assert not torch.allclose(_unet_out(stock), _unet_out(pipe.unet), atol=1e-4)
+
+
+def test_artifact_kind_and_mismatches_are_clear_errors(trained, tiny_sd_dir, tmp_path):
+    pipe, art = trained
+    info = diffusion.read_artifact(art)
+    assert info.kind == "svdiff" and info.hyperparameters["train_text_encoder"] is True
+    with pytest.raises(ValueError, match="at most one SVDiff"):
+        diffusion.generate(pipe, "a", adapters=[art, art], num_inference_steps=1)
+    other = diffusion.load_pipeline(tiny_sd_dir, disable_progress_bar=True)
+    other.base_model_id = "someone/else"
+    with pytest.raises(ValueError, match="for base model"):
+        diffusion.generate(other, "a", adapters=[art], num_inference_steps=1)
+    with pytest.raises(ValueError, match="unknown scheduler"):
+        diffusion.generate(pipe, "a", scheduler="nope", num_inference_steps=1)

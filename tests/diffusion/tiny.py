@@ -1,0 +1,90 @@
+"""Helpers for the diffusion tests: a tiny random Stable-Diffusion-format pipeline (16 px images, 8×8 latents) built in code,
+random concept images, and a two-step sampler.
+
+The tokenizer is `studio/shapes-sd`'s (offline, whole-word tokens for the shape world's words).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from PIL import Image
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+from studio.core import resolve_asset
+
+
+def build_tiny_pipeline(seed: int = 0) -> StableDiffusionPipeline:
+    """SD 1.x architecture in miniature: cross-attention UNet, 2-level VAE, 2-layer CLIP text encoder."""
+    torch.manual_seed(seed)
+    tokenizer = CLIPTokenizer.from_pretrained(resolve_asset("studio/shapes-sd") / "tokenizer")
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            max_position_embeddings=tokenizer.model_max_length,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )
+    unet = UNet2DConditionModel(
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        block_out_channels=(16, 32),
+        layers_per_block=1,
+        cross_attention_dim=32,
+        attention_head_dim=8,
+        norm_num_groups=8,
+    )
+    vae = AutoencoderKL(
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=4,
+        sample_size=16,
+    )
+    scheduler = DDIMScheduler(
+        num_train_timesteps=1000,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        steps_offset=1,
+        clip_sample=False,
+    )
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def concept_images(n: int = 3, size: int = 20, seed: int = 0):
+    """`n` small random RGB images (the content does not matter for mechanics tests)."""
+    rng = np.random.default_rng(seed)
+    return [Image.fromarray(rng.integers(0, 255, (size, size + 4, 3), dtype=np.uint8)) for _ in range(n)]
+
+
+def sample(pipe, prompt="a red circle", seed=0, **kwargs):
+    """Two DDIM steps from the stock pipeline call, as a float array."""
+    generator = torch.Generator().manual_seed(seed)
+    out = pipe(
+        prompt, num_inference_steps=2, guidance_scale=4.0, generator=generator, output_type="np", **kwargs
+    )
+    return out.images

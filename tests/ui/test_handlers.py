@@ -1,0 +1,138 @@
+"""The tabs' handlers on the bundled reference models: training jobs, classifying, sampling, the library."""
+
+import json
+import zipfile
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+from PIL import Image
+
+import vision
+from studio.ui.errors import guarded
+from studio.ui.tabs import control, fewshot, personalize, vit
+from studio.ui.tasks.diffusion import PipelineCache, export_artifact, sample
+from studio.ui.tasks.fewshot import classify
+
+
+def test_vit_job_trains_evaluates_and_publishes_a_loadable_adapter(studio):
+    job_id = vit.start(studio, "bundled task", "novel-shapes", None, "studio/shapes-vit", "", "ssf", 1, 1e-2, 32,
+                       "", {"init_std": 0.0})  # fmt: skip
+    job = studio.jobs.wait(job_id, 240)
+    assert job.status == "done", job.message
+    assert job.metrics and 0 <= job.metrics[-1]["accuracy"] <= 1 and len(job.losses) == job.step
+    entry = studio.library.entries()[0]
+    assert (entry.domain, entry.method, entry.base_model) == ("vision", "ssf", "studio/shapes-vit")
+    assert set(entry.metrics) >= {"val_accuracy", "test_accuracy"}
+    config = json.loads((studio.library.path(entry.name) / "adapter_config.json").read_text())
+    assert config["method"] == "ssf" and config["metadata"]["classes"] == entry.extra["classes"]
+    with zipfile.ZipFile(studio.library.zip(entry.name)) as zf:
+        assert {"adapter_model.safetensors", "adapter_config.json"} <= set(zf.namelist())
+
+
+def test_fewshot_fit_then_classify(studio, fewshot_files):
+    files, classes, test = fewshot_files
+    job = studio.jobs.wait(fewshot.start(studio, files, ", ".join(classes), "studio/shapes-clip", "", "tip_adapter",
+                                         "shapes", {"augment_views": 1}), 120)  # fmt: skip
+    assert job.status == "done", job.message
+    assert fewshot.classifier_choices(studio) == ["shapes"]
+    probs = classify(studio, studio.classifiers, "shapes", test[0][0])
+    assert list(probs) == classes and abs(sum(probs.values()) - 1) < 1e-6
+
+
+def test_fewshot_unlabelled_image_is_refused_before_queueing(studio, png):
+    with pytest.raises(ValueError, match="cannot tell the class of photo.png"):
+        fewshot.start(
+            studio, [png("photo.png")], "star, heart", "studio/shapes-clip", "", "tip_adapter", "", {}
+        )
+    assert not studio.jobs.jobs
+
+
+def test_personalize_previews_then_generate_with_the_token(studio, concept_files):
+    options = {"batch_size": 2, "preview_steps": 2}
+    job_id = personalize.start(studio, concept_files, "studio/shapes-sd", "textual_inversion", "<my-star>", "shape",
+                               2, 2, "star", options)  # fmt: skip
+    job = studio.jobs.wait(job_id, 240)
+    assert job.status == "done", job.message
+    assert [p["step"] for p in job.previews] == [2]
+    assert (studio.jobs.job_folder(job.id) / job.previews[0]["path"]).is_file()
+    entry = studio.library.get("star")
+    assert entry.extra["token"] == "<my-star>"
+    assert (studio.library.path("star") / "learned_embeds.safetensors").is_file()
+
+    settings = {"model": "studio/shapes-sd", "prompt": "a <my-star>", "negative_prompt": "", "seed": 3, "steps": 2,
+                "guidance": 7.5, "adapters": ["star"]}  # fmt: skip
+    cache = PipelineCache()
+    (first, caption), (again, _) = sample(studio, cache, settings)[0], sample(studio, cache, settings)[0]
+    assert np.array_equal(np.asarray(Image.open(first)), np.asarray(Image.open(again)))  # seeded
+    assert "seed 3" in caption and "star" in caption
+    record = json.loads(Path(first).with_suffix(".json").read_text())
+    assert record["prompt"] == "a <my-star>" and record["adapters"] == ["star"]
+    path, note = export_artifact(studio, "star")
+    assert path.suffix == ".zip" and "load_textual_inversion" in note
+
+
+def test_condition_preview_and_bad_control_option(studio, png):
+    edges = control.preview_condition(Image.open(png(size=32)), "canny", 100, 200)
+    assert edges.mode == "L" and edges.size == (32, 32)
+    assert control.preview_condition(None, "canny", 100, 200) is None
+    with pytest.raises(ValueError, match="lr must be > 0"):
+        control.start(
+            studio, [png()], "studio/shapes-sd", "controlnet", "canny", 100, 200, 2, 0, "", {"lr": 0.0}
+        )
+
+
+def test_errors_reach_the_page_as_one_readable_line(studio):
+    handler = guarded(lambda: vit.start(studio, "upload", "", None, "studio/shapes-vit", "", "vpt", 1, 1e-2, 8, "",
+                                        {"num_tokens": -1}))  # fmt: skip
+    with pytest.raises(gr.Error) as err:
+        handler()
+    assert "num_tokens" in err.value.message and "Traceback" not in err.value.message
+    with pytest.raises(gr.Error, match="type a prompt"):
+        guarded(sample)(studio, PipelineCache(), {"prompt": " ", "model": "studio/shapes-sd"})
+    with pytest.raises(gr.Error, match="no file uploaded"):
+        guarded(personalize.start)(studio, [], "studio/shapes-sd", "svdiff", "<x>", "cat", 2, 0, "")
+
+
+def test_library_rename_delete_and_unknown_names(studio, tmp_path):
+    from studio.ui.library import Entry
+
+    source = tmp_path / "adapter"
+    source.mkdir()
+    (source / "adapter_config.json").write_text("{}")
+    (source / "checkpoints").mkdir()  # training leftovers are not published
+    studio.library.publish(source, Entry("my adapter", "vision", "ssf", "studio/shapes-vit"))
+    assert [e.name for e in studio.library.entries()] == ["my-adapter"]
+    assert not (studio.library.path("my-adapter") / "checkpoints").exists()
+    assert studio.library.rename("my-adapter", "pets v2") == "pets-v2"
+    with pytest.raises(ValueError, match="no artifact named"):
+        studio.library.get("../jobs")
+    with pytest.raises(ValueError, match="export applies to diffusion"):
+        export_artifact(studio, "pets-v2")
+    studio.library.delete("pets-v2")
+    assert studio.library.rows() == []
+
+
+def test_method_forms_round_trip_every_default_with_help_texts():
+    from studio.ui.forms import MethodForm
+
+    with gr.Blocks():
+        form = MethodForm(vision.METHOD_CONFIGS, "ssf")
+    values = [c.value for c in form.inputs]
+    assert all(c.info for c in form.inputs)  # every option has its config's help text
+    for method, cls in vision.METHOD_CONFIGS.items():
+        assert cls(**form.options(method, values)) == cls()
+    with pytest.raises(ValueError, match="whole number"):
+        form.options(
+            "vpt", [2.5 if c.label == "num tokens" else v for c, v in zip(form.inputs, values, strict=True)]
+        )
+
+
+def test_build_app_has_every_tab(tmp_path):
+    from studio.ui import build_app
+
+    app = build_app(tmp_path / "ws")
+    labels = {b.label for b in app.blocks.values() if isinstance(b, gr.Tab)}
+    assert labels == {"Personalize", "Control", "Generate", "ViT fine-tune", "Few-shot CLIP", "Library"}
+    assert (tmp_path / "ws" / "jobs").is_dir() and app.studio.workspace.root == (tmp_path / "ws").resolve()

@@ -1,0 +1,86 @@
+"""The workspace: uploads stay inside it, zips are extracted safely, sizes are limited."""
+
+import stat
+import zipfile
+
+import pytest
+
+from studio.ui.workspace import Workspace, safe_name
+
+
+def test_uploads_are_copied_inside_under_safe_names(tmp_path, png):
+    ws = Workspace(tmp_path / "ws")
+    folder = ws.import_files([png("a b.png"), png("../evil.png")], "up")
+    assert folder.is_relative_to(ws.root / "uploads")
+    assert sorted(p.name for p in folder.iterdir()) == ["a-b.png", "evil.png"]
+
+
+def test_paths_from_user_text_never_leave_the_workspace(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    with pytest.raises(ValueError, match="outside"):
+        ws.inside("..", "elsewhere")
+    with pytest.raises(ValueError, match="outside"):
+        ws.inside("/etc/passwd")
+    assert safe_name("../../x/y") == "x-y" and "/" not in safe_name("a/b\\c")
+
+
+def test_zip_members_land_in_subfolders_and_junk_is_skipped(tmp_path, png):
+    archive = tmp_path / "data.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(png(), "train/star/1.png")
+        zf.write(png(), "__MACOSX/train/._1.png")
+        zf.writestr("notes.exe", b"x")
+    ws = Workspace(tmp_path / "ws")
+    folder = ws.import_files([archive])
+    assert [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()] == [
+        "train/star/1.png"
+    ]
+
+
+@pytest.mark.parametrize("name", ["../escape.png", "/abs/escape.png", "a/../../escape.png"])
+def test_zip_with_an_escaping_member_is_refused(tmp_path, png, name):
+    archive = tmp_path / "bad.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr(zipfile.ZipInfo(name), png().read_bytes())  # ZipInfo keeps the name as given
+    ws = Workspace(tmp_path / "ws")
+    with pytest.raises(ValueError, match="unsafe zip member"):
+        ws.import_files([archive])
+    assert not (tmp_path / "escape.png").exists() and not list(ws.uploads.iterdir())  # nothing left behind
+
+
+def test_zip_symlink_member_is_refused(tmp_path):
+    archive = tmp_path / "link.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        info = zipfile.ZipInfo("link.png")
+        info.external_attr = (stat.S_IFLNK | 0o777) << 16
+        zf.writestr(info, "/etc/passwd")
+    with pytest.raises(ValueError, match="unsafe zip member"):
+        Workspace(tmp_path / "ws").import_files([archive])
+
+
+def test_upload_and_zip_bomb_size_limits(tmp_path, png):
+    ws = Workspace(tmp_path / "ws", max_upload_mb=0.01)
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\0" * 20_000)
+    with pytest.raises(ValueError, match="at most"):
+        ws.import_files([big])
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("x.png", b"\0" * 1_000_000)  # compresses to ~1 kB
+    assert bomb.stat().st_size < ws.max_upload_bytes
+    with pytest.raises(ValueError, match="at most"):
+        ws.import_files([bomb])
+
+
+def test_bad_files_give_readable_errors(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    text = tmp_path / "notes.txt"
+    text.write_text("hi")
+    with pytest.raises(ValueError, match="not an accepted file type"):
+        ws.import_files([text])
+    fake = tmp_path / "fake.zip"
+    fake.write_text("not a zip")
+    with pytest.raises(ValueError, match="not a valid zip"):
+        ws.import_files([fake])
+    with pytest.raises(ValueError, match="no file uploaded"):
+        ws.import_files([])

@@ -1,0 +1,97 @@
+"""`studio vlm fit|predict` on a tiny open_clip model saved as a `local-dir:` folder."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+from safetensors.torch import save_file
+
+import vlm
+from studio.cli import main
+
+VISION = {"image_size": 32, "patch_size": 8, "width": 32, "layers": 1, "head_width": 16}
+TEXT = {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}
+
+
+@pytest.fixture(autouse=True)
+def feature_cache(tmp_path, monkeypatch):
+    """Keep the CLI's default disk cache of image features out of the home folder."""
+    monkeypatch.setenv("STUDIO_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory):
+    """A tiny random CLIP in open_clip's local-dir format: `open_clip_config.json` + safetensors weights."""
+    folder = tmp_path_factory.mktemp("tiny-clip")
+    torch.manual_seed(0)
+    model = CLIP(embed_dim=32, vision_cfg=CLIPVisionCfg(**VISION), text_cfg=CLIPTextCfg(**TEXT))
+    config = {"model_cfg": {"embed_dim": 32, "vision_cfg": VISION, "text_cfg": TEXT}, "preprocess_cfg": {}}
+    (folder / "open_clip_config.json").write_text(json.dumps(config))
+    save_file(
+        {k: v.contiguous() for k, v in model.state_dict().items()}, folder / "open_clip_model.safetensors"
+    )
+    return f"local-dir:{folder}"
+
+
+def fit_args(model: str, data, out, *extra: str) -> list[str]:
+    return ["vlm", "fit", "--model", model, "--data", str(data), "--out", str(out), "--templates", "single",
+            *extra]  # fmt: skip
+
+
+def test_fit_then_predict(tiny_model_dir, image_folder, tmp_path, capsys):
+    out = tmp_path / "clf"
+    args = fit_args(tiny_model_dir, image_folder, out, "--method", "tip_adapter", "--shots", "3")
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "tip_adapter: 3 classes, 9 images" in printed and "alpha=" in printed
+    saved = json.loads((out / "adapter_config.json").read_text())
+    assert saved["classnames"] == ["circle", "square", "stripes"] and saved["base_model"] == tiny_model_dir
+
+    images = sorted(str(p) for p in image_folder.rglob("*.png"))
+    assert main(["vlm", "predict", "--model-dir", str(out), *images]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    expected = vlm.FewShotCLIP.load(out, cache_dir=False)
+    proba = expected.predict_proba(images)
+    assert len(lines) == len(images)
+    for line, path, row in zip(lines, images, proba, strict=True):
+        name, label, probability = line.split("\t")
+        assert name == path and label == expected.classnames[row.argmax()]
+        assert float(probability) == pytest.approx(row.max(), abs=1e-4)
+
+
+def test_method_options_pass_through(tiny_model_dir, image_folder, tmp_path, capsys):
+    out = tmp_path / "coop"
+    args = fit_args(tiny_model_dir, image_folder, out, "--method", "coop", "--set", "epochs=2", "--set", "n_ctx=2",
+                    "--set", "ctx_init=")  # fmt: skip
+    assert main(args) == 0
+    config = json.loads((out / "adapter_config.json").read_text())["config"]
+    assert config["epochs"] == 2 and config["n_ctx"] == 2 and config["ctx_init"] == ""
+
+
+def test_bad_input_is_one_readable_line(tiny_model_dir, image_folder, tmp_path, capsys):
+    assert main(fit_args(tiny_model_dir, image_folder, tmp_path / "o", "--set", "alpha_grids=[1]")) == 2
+    err = capsys.readouterr().err
+    assert "unknown option(s) ['alpha_grids']" in err
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+
+    assert main(fit_args(tiny_model_dir, image_folder, tmp_path / "o", "--method", "magic")) == 2
+    assert "known methods: zero_shot" in capsys.readouterr().err
+
+    (image_folder / "empty").mkdir()
+    assert main(fit_args(tiny_model_dir, image_folder, tmp_path / "o")) == 2
+    assert "has no readable images" in capsys.readouterr().err
+
+    assert main(["vlm", "predict", "--model-dir", str(tmp_path / "missing"), "x.png"]) == 2
+    assert "adapter_config.json" in capsys.readouterr().err
+
+
+def test_predict_rejects_a_non_image(tiny_model_dir, image_folder, tmp_path, capsys):
+    out = tmp_path / "zs"
+    assert main(fit_args(tiny_model_dir, image_folder, out, "--method", "zero_shot")) == 0
+    notes = tmp_path / "notes.png"
+    notes.write_text("not an image")
+    assert main(["vlm", "predict", "--model-dir", str(out), str(notes)]) == 2
+    assert "notes.png is not a readable image file" in capsys.readouterr().err
