@@ -20,6 +20,7 @@ from diffusers import (
 from PIL import Image
 
 from .artifacts import ArtifactInfo, base_model_of, check_artifact, read_artifact
+from .control.sampling import prepare as prepare_control
 from .svdiff.pipeline import svdiff_applied
 from .textual_inversion import read_embeddings
 
@@ -81,17 +82,6 @@ def textual_inversions_loaded(pipe, infos: Sequence[ArtifactInfo]) -> Iterator[l
     finally:
         if loaded:
             pipe.unload_textual_inversion(tokens=loaded)
-
-
-def _control_prepare():
-    try:
-        from .control.sampling import prepare
-    except ImportError as err:
-        raise ValueError(
-            "control artifacts and control/IP images need diffusion.control.sampling.prepare, which is not "
-            f"available ({err})"
-        ) from None
-    return prepare
 
 
 def split_adapters(
@@ -156,7 +146,7 @@ def generate(
 
     Raises:
         ValueError: an artifact of an unknown kind or for another base model, two SVDiffs, an unknown scheduler,
-            or control inputs when control support is unavailable.
+            or control inputs that the control artifacts cannot use.
     """
     tis, svdiff, controls = split_adapters(pipe, adapters, check_base_model)
     with contextlib.ExitStack() as stack:
@@ -168,7 +158,7 @@ def generate(
         if controls or control_image is not None or ip_image is not None:
             # The seam to the control methods: they pick the pipeline (e.g. a ControlNet pipeline sharing
             # `pipe`'s components) and its extra arguments; an optional third item undoes their changes.
-            prepared = _control_prepare()(
+            prepared = prepare_control(
                 pipe,
                 controls,
                 control_image=control_image,

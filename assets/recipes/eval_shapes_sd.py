@@ -15,13 +15,23 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 from diffusers import StableDiffusionPipeline
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import vision  # noqa: E402
 from diffusion import load_pipeline  # noqa: E402
-from studio.world import BACKGROUNDS, COLOURS, PRETRAIN_SHAPES, Scene, has_contrast  # noqa: E402
+from studio.world import (  # noqa: E402
+    BACKGROUNDS,
+    COLOURS,
+    PRETRAIN_SHAPES,
+    Scene,
+    has_contrast,
+    render,
+    sample_scenes,
+)
 from studio.world.vocab import is_heldout  # noqa: E402
 
 
@@ -35,6 +45,29 @@ def eval_prompts(colours_per_shape: int = 2) -> list[tuple[str, str, str]]:
             prompts.append((Scene(shape, colour, background=background).caption("short"), colour, shape))
             prompts.append((f"a {colour} {shape}", colour, shape))
     return prompts
+
+
+def _classifier(name: str):
+    model = vision.create_model(name, pretrained=True).eval()
+    return model, vision.image_transform(model), model.pretrained_cfg["label_names"]
+
+
+@torch.no_grad()
+def reconstruction_accuracy(
+    vae, images: int = 200, classifier: str = "studio/shapes-vit"
+) -> dict[str, float]:
+    """How often the classifier still names shape and colour after a VAE round trip of fresh world images:
+    the ceiling that prompt following can reach through this VAE."""
+    model, transform, classes = _classifier(classifier)
+    scenes = sample_scenes(images, 123, "pretrain")
+    originals = [render(scene, 64, i) for i, scene in enumerate(scenes)]
+    pixels = torch.stack([torch.from_numpy(np.asarray(im)).permute(2, 0, 1) for im in originals]) / 127.5 - 1
+    decoded = vae.decode(vae.encode(pixels.to(vae.device)).latent_dist.mean).sample.clamp(-1, 1).cpu()
+    arrays = ((decoded.permute(0, 2, 3, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+    predicted = model(torch.stack([transform(Image.fromarray(a)) for a in arrays])).argmax(1).tolist()
+    joint = [classes[i] == f"{s.colour} {s.shape}" for i, s in zip(predicted, scenes, strict=True)]
+    shape = [classes[i].split()[-1] == s.shape for i, s in zip(predicted, scenes, strict=True)]
+    return {"vae_joint_accuracy": float(np.mean(joint)), "vae_shape_accuracy": float(np.mean(shape))}
 
 
 @torch.no_grad()
@@ -59,8 +92,7 @@ def evaluate(
     Returns:
         `{"joint_accuracy", "shape_accuracy", "colour_accuracy", "prompts"}` over all samples.
     """
-    model = vision.create_model(classifier, pretrained=True).eval()
-    transform, classes = vision.image_transform(model), model.pretrained_cfg["label_names"]
+    model, transform, classes = _classifier(classifier)
     pipe.set_progress_bar_config(disable=True)
     hits = {"joint": 0, "shape": 0, "colour": 0}
     rows, prompts = [], eval_prompts()
@@ -83,8 +115,6 @@ def evaluate(
 
 
 def _grid(rows: list[list]):
-    from PIL import Image
-
     size = rows[0][0].size[0]
     grid = Image.new("RGB", (size * len(rows[0]), size * len(rows)))
     for r, row in enumerate(rows):
@@ -105,6 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     pipe = load_pipeline(args.model, disable_progress_bar=True)
     metrics = evaluate(pipe, args.seeds, args.steps, args.guidance_scale, save_grid=args.grid)
+    metrics |= reconstruction_accuracy(pipe.vae)
     print(json.dumps({k: round(v, 4) for k, v in metrics.items()}, indent=1))
 
 

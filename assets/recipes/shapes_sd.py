@@ -5,7 +5,10 @@
 Stage 1 trains an `AutoencoderKL` (64×64 RGB -> 16×16×4 latents, reconstruction + KL) on random crops;
 stage 2 encodes the training images once, then trains a `UNet2DConditionModel` and a `CLIPTextModel` (from
 scratch, with a tokenizer built from the world's caption words) jointly with the epsilon-prediction loss
-and 10% empty captions for classifier-free guidance. Only pretraining scenes are drawn (held-out shapes never
+(min-SNR-5 weighted, EMA weights kept) and 10% empty captions for classifier-free guidance. The VAE is the
+ceiling of prompt following: `--progress-every N` prints how often the reference ViT still names shape and
+colour after a VAE round trip (0.59 after 800 steps on 24-px crops, 0.91 after 3,000 on 32-px crops), then a
+4-seed prompt-following check every N UNet steps. Only pretraining scenes are drawn (held-out shapes never
 appear). The result is a diffusers folder that `StableDiffusionPipeline.from_pretrained` loads offline.
 """
 
@@ -16,6 +19,8 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +33,7 @@ from diffusers import (
     StableDiffusionPipeline,
     UNet2DConditionModel,
 )
+from diffusers.training_utils import EMAModel, compute_snr
 from tokenizers import pre_tokenizers
 from tqdm import tqdm
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
@@ -37,6 +43,7 @@ from studio.world import BACKGROUNDS, COLOURS, POSITIONS, SHAPES, SIZES, TEXTURE
 
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 MAX_LENGTH = 32
+MIN_SNR_GAMMA = 5.0
 SCHEDULE = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
 
 
@@ -193,23 +200,31 @@ def train_unet(
     steps: int,
     batch: int,
     device: str,
+    progress: Callable[[int], None] | None = None,
+    progress_every: int = 0,
 ) -> float:
     """Epsilon prediction on cached latents; captions drawn among each image's variants, 10% empty.
 
+    The loss is weighted by min-SNR-5 (Hang et al. 2023), which converges several times faster than the plain
+    epsilon loss, and the weights that are kept are an exponential moving average of the trained ones: both
+    matter when a CPU budget allows only a few thousand steps.
+
     Args:
         tokens: token ids `[n_images, n_variants + 1, MAX_LENGTH]`; the last variant is the empty prompt.
+        progress: called with the step number every `progress_every` steps, with the EMA weights swapped in.
     """
     unet.to(device).train()
     text_encoder.to(device).train()
     noise_scheduler = DDPMScheduler(**SCHEDULE)
     params = [*unet.parameters(), *text_encoder.parameters()]
+    ema = EMAModel(params, decay=0.999, use_ema_warmup=True)
     optimizer = torch.optim.AdamW(params, lr=2e-3, weight_decay=1e-2)
     schedule = cosine_lr(optimizer, steps)
     generator = torch.Generator().manual_seed(2)
     mean, std = latents
     n_variants = tokens.shape[1] - 1
-    bar = tqdm(range(steps), desc="unet")
-    for _ in bar:
+    bar = tqdm(range(1, steps + 1), desc="unet")
+    for step in bar:
         index = torch.randint(len(mean), (batch,), generator=generator)
         variant = torch.randint(n_variants, (batch,), generator=generator)
         variant[torch.rand(batch, generator=generator) < 0.1] = n_variants
@@ -219,14 +234,31 @@ def train_unet(
         t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (batch,), generator=generator)
         noisy = noise_scheduler.add_noise(z, noise, t).to(device)
         prediction = unet(noisy, t.to(device), text_encoder(ids)[0]).sample
-        loss = F.mse_loss(prediction, noise.to(device))
+        weight = compute_snr(noise_scheduler, t).clamp(max=MIN_SNR_GAMMA) / compute_snr(noise_scheduler, t)
+        per_sample = F.mse_loss(prediction, noise.to(device), reduction="none").mean(dim=(1, 2, 3))
+        loss = (weight.to(device) * per_sample).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         schedule.step()
+        ema.step(params)
         bar.set_postfix(loss=f"{loss.item():.4f}")
+        if progress and progress_every and (step % progress_every == 0 or step == steps):
+            with _ema_weights(ema, params):
+                progress(step)
+    ema.copy_to(params)
     return loss.item()
+
+
+@contextmanager
+def _ema_weights(ema: EMAModel, params: list[torch.nn.Parameter]):
+    ema.store(params)
+    ema.copy_to(params)
+    try:
+        yield
+    finally:
+        ema.restore(params)
 
 
 def tokenize(tokenizer: CLIPTokenizer, captions: list[list[str]]) -> torch.Tensor:
@@ -236,19 +268,24 @@ def tokenize(tokenizer: CLIPTokenizer, captions: list[list[str]]) -> torch.Tenso
     return ids.input_ids.view(len(captions), -1, MAX_LENGTH)
 
 
-def save(out: Path, vae, text_encoder, tokenizer, unet) -> StableDiffusionPipeline:
-    """Write the diffusers folder (DDIM for sampling, as SD ships PNDM/DDIM configs) and return the pipeline."""
+def build_pipeline(vae, text_encoder, tokenizer, unet) -> StableDiffusionPipeline:
+    """The pipeline of the trained parts, with DDIM for sampling (as SD ships PNDM/DDIM configs)."""
     sampler = DDIMScheduler(**SCHEDULE, clip_sample=False, set_alpha_to_one=False, steps_offset=1)
-    pipe = StableDiffusionPipeline(
-        vae=vae.eval().cpu(),
-        text_encoder=text_encoder.eval().cpu(),
+    return StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
         tokenizer=tokenizer,
-        unet=unet.eval().cpu(),
+        unet=unet,
         scheduler=sampler,
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,
     )
+
+
+def save(out: Path, vae, text_encoder, tokenizer, unet) -> StableDiffusionPipeline:
+    """Write the diffusers folder and return the pipeline."""
+    pipe = build_pipeline(vae.eval().cpu(), text_encoder.eval().cpu(), tokenizer, unet.eval().cpu())
     pipe.save_pretrained(out, safe_serialization=True)
     write_legacy_tokenizer_files(tokenizer, out / "tokenizer")
     return pipe
@@ -262,6 +299,17 @@ def write_legacy_tokenizer_files(tokenizer: CLIPTokenizer, folder: Path) -> None
     (folder / "merges.txt").write_text("\n".join(["#version: 0.2", *merges]) + "\n")
 
 
+def quick_check(step: int, pipe: StableDiffusionPipeline) -> None:
+    """Print prompt following with 4 seeds per prompt (the final evaluation uses `--eval-seeds`)."""
+    from eval_shapes_sd import evaluate  # sibling script; imported late so training never needs the ViT
+
+    modes = {m: m.training for m in (pipe.unet, pipe.text_encoder)}
+    metrics = evaluate(pipe, seeds=4)
+    for module, training in modes.items():
+        module.train(training)
+    tqdm.write(f"step {step}: " + json.dumps({k: round(v, 3) for k, v in metrics.items()}))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -269,9 +317,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "shapes-sd")
     parser.add_argument("--device", default="cpu", help="torch device; the recipe is sized for 2 CPU cores")
     parser.add_argument("--images", type=int, default=6000, help="training images")
-    parser.add_argument("--vae-steps", type=int, default=800)
+    parser.add_argument("--vae-steps", type=int, default=3000)
     parser.add_argument("--vae-batch", type=int, default=32)
-    parser.add_argument("--unet-steps", type=int, default=500)
+    parser.add_argument(
+        "--reuse-vae",
+        type=Path,
+        default=None,
+        help="a trained VAE folder (e.g. assets/shapes-sd/vae) instead of stage 1, to iterate on stage 2",
+    )
+    parser.add_argument("--unet-steps", type=int, default=3000)
+    parser.add_argument(
+        "--progress-every",
+        type=int,
+        default=0,
+        help="quick prompt-following check every N UNet steps; 0: never",
+    )
     parser.add_argument("--batch", type=int, default=64, help="UNet batch")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--seed", type=int, default=0)
@@ -291,12 +351,19 @@ def main(argv: list[str] | None = None) -> None:
     metrics["data_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    metrics["vae_mse"] = train_vae(vae, pixels, args.vae_steps, args.vae_batch, 24, args.device)
+    if args.reuse_vae:
+        vae = AutoencoderKL.from_pretrained(args.reuse_vae, local_files_only=True).to(args.device)
+    else:
+        metrics["vae_mse"] = train_vae(vae, pixels, args.vae_steps, args.vae_batch, 32, args.device)
     latents = encode_latents(vae, pixels, args.device)
     with torch.no_grad():
         full = vae.decode(latents[0][:256].to(args.device)).sample.cpu()
     metrics["vae_mse_full"] = F.mse_loss(full, pixels[:256]).item()
     metrics["vae_s"] = time.perf_counter() - start
+    if args.progress_every:
+        from eval_shapes_sd import reconstruction_accuracy
+
+        tqdm.write("vae: " + json.dumps(reconstruction_accuracy(vae)))
 
     start = time.perf_counter()
     scaling = vae.config.scaling_factor
@@ -309,16 +376,19 @@ def main(argv: list[str] | None = None) -> None:
         args.unet_steps,
         args.batch,
         args.device,
+        progress=lambda step: quick_check(step, build_pipeline(vae, text_encoder, tokenizer, unet)),
+        progress_every=args.progress_every,
     )
     metrics["unet_s"] = time.perf_counter() - start
 
     pipe = save(args.out, vae, text_encoder, tokenizer, unet)
     metrics["size_mb"] = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file()) / 2**20
     if args.eval_seeds:
-        from eval_shapes_sd import evaluate  # sibling script; imported late so training never needs the ViT
+        from eval_shapes_sd import evaluate, reconstruction_accuracy  # sibling script; needs the ViT
 
         start = time.perf_counter()
         metrics.update(evaluate(pipe, seeds=args.eval_seeds))
+        metrics.update(reconstruction_accuracy(pipe.vae))
         metrics["eval_s"] = time.perf_counter() - start
     print(json.dumps({k: round(v, 4) for k, v in metrics.items()}, indent=1))
 

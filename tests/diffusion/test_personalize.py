@@ -84,7 +84,7 @@ def test_control_inputs_go_through_the_control_seam(tiny_pipe, monkeypatch):
         calls.append((adapters, control_image))
         return pipe, {}, lambda: calls.append("undone")
 
-    monkeypatch.setattr(gen, "_control_prepare", lambda: prepare)
+    monkeypatch.setattr(gen, "prepare_control", prepare)
     diffusion.generate(tiny_pipe, "a", control_image="edges", num_inference_steps=1)
     assert calls == [([], "edges"), "undone"]
 
