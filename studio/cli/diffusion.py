@@ -39,11 +39,7 @@ def _personalize(args: argparse.Namespace) -> None:
         train_text_encoder=args.train_text_encoder,
         prior_preservation=args.prior_preservation,
         class_images=args.class_images,
-        output_dir=args.out,
-        resume=args.resume,
-        checkpoint_every=args.checkpoint_every,
-        preview_every=args.preview_every,
-        seed=args.seed,
+        **_run_kwargs(args),
     )
     print(f"artifact: {art}")
 
@@ -79,6 +75,17 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
 
 
+def _run_kwargs(args: argparse.Namespace) -> dict:
+    """The training API's arguments for the options `_run_options` added."""
+    return {
+        "output_dir": args.out,
+        "resume": args.resume,
+        "checkpoint_every": args.checkpoint_every,
+        "preview_every": args.preview_every,
+        "seed": args.seed,
+    }
+
+
 def _train_control(args: argparse.Namespace) -> None:
     art = diffusion.train_control(
         _load(args),
@@ -87,14 +94,10 @@ def _train_control(args: argparse.Namespace) -> None:
         condition=args.condition,
         condition_params=dict(args.condition_param),
         steps=args.steps,
-        output_dir=args.out,
         config=dict(args.set),
         image_encoder=args.image_encoder,
         batch_size=args.batch_size,
-        resume=args.resume,
-        checkpoint_every=args.checkpoint_every,
-        preview_every=args.preview_every,
-        seed=args.seed,
+        **_run_kwargs(args),
     )
     print(f"artifact: {art}")
 
