@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from torch import nn
 
 from studio.core import adapter_layers, replace_module
@@ -11,6 +14,26 @@ from studio.core.state import STATE_ATTR
 def requires_grad_flags(model: nn.Module) -> dict[str, bool]:
     """`requires_grad` of every parameter, by name (to restore after `inject` froze them)."""
     return {name: p.requires_grad for name, p in model.named_parameters()}
+
+
+def restore_requires_grad(model: nn.Module, flags: dict[str, bool]) -> None:
+    """Give every parameter named in `flags` (from `requires_grad_flags`) its recorded `requires_grad`."""
+    for name, param in model.named_parameters():
+        if name in flags:
+            param.requires_grad_(flags[name])
+
+
+@contextlib.contextmanager
+def frozen(*models: nn.Module) -> Iterator[None]:
+    """Freeze `models` inside a `with` block, then give each parameter back its own `requires_grad`."""
+    saved = [(model, requires_grad_flags(model)) for model in models]
+    for model in models:
+        model.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for model, flags in saved:
+            restore_requires_grad(model, flags)
 
 
 def remove_adapter(model: nn.Module, flags: dict[str, bool] | None = None) -> nn.Module:
@@ -30,7 +53,6 @@ def remove_adapter(model: nn.Module, flags: dict[str, bool] | None = None) -> nn
         replace_module(model, name, layer.base_layer)
     if hasattr(model, STATE_ATTR):
         delattr(model, STATE_ATTR)
-    for name, param in model.named_parameters():
-        if flags is not None and name in flags:
-            param.requires_grad_(flags[name])
+    if flags is not None:
+        restore_requires_grad(model, flags)
     return model

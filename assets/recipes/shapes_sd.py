@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -39,6 +40,7 @@ from tqdm import tqdm
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from studio.core import write_json  # noqa: E402
 from studio.world import BACKGROUNDS, COLOURS, POSITIONS, SHAPES, SIZES, TEXTURES, render, sample_scenes  # noqa: E402
 
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
@@ -390,7 +392,19 @@ def main(argv: list[str] | None = None) -> None:
         metrics.update(evaluate(pipe, seeds=args.eval_seeds))
         metrics.update(reconstruction_accuracy(pipe.vae))
         metrics["eval_s"] = time.perf_counter() - start
-    print(json.dumps({k: round(v, 4) for k, v in metrics.items()}, indent=1))
+    rounded = {k: round(v, 4) for k, v in metrics.items()}
+    print(json.dumps(rounded, indent=1))
+    recipe = ["assets/recipes/shapes_sd.py", *(sys.argv[1:] if argv is None else argv)]
+    write_json(
+        args.out / "metrics.json",
+        {
+            "recipe": "python " + shlex.join(recipe),
+            "seed": args.seed,
+            "torch_threads": torch.get_num_threads(),
+            "eval_seeds": args.eval_seeds,
+            **rounded,
+        },
+    )
 
 
 if __name__ == "__main__":

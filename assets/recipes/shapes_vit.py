@@ -1,6 +1,6 @@
 """Recipe for `studio/shapes-vit`: a small ViT (conv stem) trained from scratch on the joint shape+colour task.
 
-Run from the repository root (CPU, about 10 minutes on 2 cores):
+Run from the repository root (CPU: 15 minutes on 2 idle cores):
 
     python assets/recipes/shapes_vit.py [--out assets/shapes-vit]
 

@@ -7,7 +7,6 @@ exact resume, callbacks and mixed precision come from there.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +26,7 @@ from ..denoise import cubic_timesteps, denoising_loss, training_scheduler
 from ..images import images_to_tensor, pipeline_resolution
 from ..latents import LatentCache, PromptCache, encode_latents
 from ..previews import PreviewCallback
+from ..unload import frozen
 from . import ip_adapter
 from .config import ControlConfig
 from .controlnet import ControlNetConfig, build_controlnet, controlnet_residuals, save_controlnet
@@ -113,19 +113,6 @@ class ControlSamples(Dataset):
 def _condition_tensor(images: list) -> torch.Tensor:
     array = np.stack([np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0 for image in images])
     return torch.from_numpy(array).permute(0, 3, 1, 2).contiguous()
-
-
-@contextlib.contextmanager
-def _frozen(*modules: nn.Module):
-    """Freeze modules for the block, then give back each parameter's own `requires_grad`."""
-    saved = [(p, p.requires_grad) for m in modules for p in m.parameters()]
-    for m in modules:
-        m.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in saved:
-            p.requires_grad_(flag)
 
 
 def _new_control(
@@ -227,7 +214,7 @@ def train_control(
     output_dir = Path(output_dir)
     unet = pipe.unet
 
-    with _frozen(pipe.unet, pipe.vae, pipe.text_encoder):
+    with frozen(pipe.unet, pipe.vae, pipe.text_encoder):
         images = [e.image for e in examples]
         latents = encode_latents(pipe.vae, images_to_tensor(images), flip=flip)
         prompts = PromptCache(pipe.tokenizer, pipe.text_encoder)
