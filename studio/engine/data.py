@@ -51,7 +51,9 @@ def seeded_rngs(seed: int):
     """
     torch_state, python_state = torch.get_rng_state(), random.getstate()
     np_state = np.random.get_state() if np is not None else None
-    torch.manual_seed(seed)
+    # Only the CPU generator: `torch.manual_seed` also queues a seed for every accelerator backend, with a
+    # stack trace each time, which made seeding cost more than rendering and transforming the sample.
+    torch.default_generator.manual_seed(seed)
     random.seed(seed)
     if np is not None:
         np.random.seed(seed)
