@@ -204,6 +204,7 @@ def train_unet(
     device: str,
     progress: Callable[[int], None] | None = None,
     progress_every: int = 0,
+    timesteps: str = "uniform",
 ) -> float:
     """Epsilon prediction on cached latents; captions drawn among each image's variants, 10% empty.
 
@@ -214,6 +215,8 @@ def train_unet(
     Args:
         tokens: token ids `[n_images, n_variants + 1, MAX_LENGTH]`; the last variant is the empty prompt.
         progress: called with the step number every `progress_every` steps, with the EMA weights swapped in.
+        timesteps: how training timesteps are drawn, `"uniform"` or `"logit-normal"` (SD3's density, mean 0,
+            std 1: fewer samples at the two ends of the schedule).
     """
     unet.to(device).train()
     text_encoder.to(device).train()
@@ -233,7 +236,7 @@ def train_unet(
         ids = tokens[index, variant].to(device)
         z = (mean[index] + std[index] * torch.randn(mean[index].shape, generator=generator)) * scaling
         noise = torch.randn(z.shape, generator=generator)
-        t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (batch,), generator=generator)
+        t = sample_timesteps(timesteps, batch, noise_scheduler.config.num_train_timesteps, generator)
         noisy = noise_scheduler.add_noise(z, noise, t).to(device)
         prediction = unet(noisy, t.to(device), text_encoder(ids)[0]).sample
         weight = compute_snr(noise_scheduler, t).clamp(max=MIN_SNR_GAMMA) / compute_snr(noise_scheduler, t)
@@ -251,6 +254,16 @@ def train_unet(
                 progress(step)
     ema.copy_to(params)
     return loss.item()
+
+
+def sample_timesteps(kind: str, n: int, num_train_timesteps: int, generator: torch.Generator) -> torch.Tensor:
+    """`n` training timesteps drawn uniformly or from a logit-normal density (Esser et al. 2024)."""
+    if kind == "uniform":
+        return torch.randint(0, num_train_timesteps, (n,), generator=generator)
+    if kind == "logit-normal":
+        u = torch.sigmoid(torch.randn(n, generator=generator))
+        return (u * num_train_timesteps).long().clamp(max=num_train_timesteps - 1)
+    raise ValueError(f"timesteps must be 'uniform' or 'logit-normal', got {kind!r}")
 
 
 @contextmanager
@@ -335,6 +348,12 @@ def main(argv: list[str] | None = None) -> None:
         help="quick prompt-following check every N UNet steps; 0: never",
     )
     parser.add_argument("--batch", type=int, default=64, help="UNet batch")
+    parser.add_argument(
+        "--timesteps",
+        choices=("uniform", "logit-normal"),
+        default="uniform",
+        help="training timestep density",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -380,6 +399,7 @@ def main(argv: list[str] | None = None) -> None:
         args.device,
         progress=lambda step: quick_check(step, build_pipeline(vae, text_encoder, tokenizer, unet)),
         progress_every=args.progress_every,
+        timesteps=args.timesteps,
     )
     metrics["unet_s"] = time.perf_counter() - start
 

@@ -112,3 +112,20 @@ def test_prompted_shape_and_colour_are_recognised():
     spec.loader.exec_module(module)
     metrics = module.evaluate(diffusion.load_pipeline(NAME), seeds=20)
     assert metrics["joint_accuracy"] >= 0.7, metrics
+
+
+def test_recipe_timestep_densities():
+    spec = importlib.util.spec_from_file_location("shapes_sd_recipe", RECIPES / "shapes_sd.py")
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    draws = {
+        kind: recipe.sample_timesteps(kind, 20_000, 1000, torch.Generator().manual_seed(0))
+        for kind in ("uniform", "logit-normal")
+    }
+    for t in draws.values():
+        assert t.dtype == torch.long and t.min() >= 0 and t.max() <= 999
+    middle = {kind: ((t >= 250) & (t < 750)).float().mean().item() for kind, t in draws.items()}
+    assert abs(middle["uniform"] - 0.5) < 0.02
+    assert abs(middle["logit-normal"] - 0.728) < 0.02  # P(|N(0, 1)| < logit(0.75) = 1.0986)
+    with pytest.raises(ValueError, match="logit-normal"):
+        recipe.sample_timesteps("cosine", 4, 1000, torch.Generator())
