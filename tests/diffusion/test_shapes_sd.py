@@ -20,6 +20,14 @@ PROMPT = "a red circle on a grey background"
 RECIPES = Path(__file__).resolve().parents[2] / "assets" / "recipes"
 
 
+def _recipe(name: str):
+    """A script of `assets/recipes` as a module (the recipes are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, RECIPES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="module")
 def pipe():
     return diffusion.load_pipeline(NAME, disable_progress_bar=True)
@@ -107,17 +115,12 @@ def test_training_scheduler_matches_the_saved_sampler(pipe):
 
 @pytest.mark.slow
 def test_prompted_shape_and_colour_are_recognised():
-    spec = importlib.util.spec_from_file_location("eval_shapes_sd", RECIPES / "eval_shapes_sd.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    metrics = module.evaluate(diffusion.load_pipeline(NAME), seeds=20)
+    metrics = _recipe("eval_shapes_sd").evaluate(diffusion.load_pipeline(NAME), seeds=20)
     assert metrics["joint_accuracy"] >= 0.7, metrics
 
 
 def test_recipe_timestep_densities():
-    spec = importlib.util.spec_from_file_location("shapes_sd_recipe", RECIPES / "shapes_sd.py")
-    recipe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(recipe)
+    recipe = _recipe("shapes_sd")
     draws = {
         kind: recipe.sample_timesteps(kind, 20_000, 1000, torch.Generator().manual_seed(0))
         for kind in ("uniform", "logit-normal")
