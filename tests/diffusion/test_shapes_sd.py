@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from diffusers import DDPMScheduler, StableDiffusionPipeline
+from PIL import Image
 from transformers import CLIPTokenizer
 
 import diffusion
@@ -132,3 +133,45 @@ def test_recipe_timestep_densities():
     assert abs(middle["logit-normal"] - 0.728) < 0.02  # P(|N(0, 1)| < logit(0.75) = 1.0986)
     with pytest.raises(ValueError, match="logit-normal"):
         recipe.sample_timesteps("cosine", 4, 1000, torch.Generator())
+
+
+def test_recipe_alignment_targets_match_open_clip_preprocessing():
+    """The recipe's cached CLIP features equal the image tower's features of open_clip's own preprocessing."""
+    import vlm
+
+    recipe = _recipe("shapes_sd")
+    pixels, _ = recipe.make_dataset(3, 0)
+    targets = recipe.encoder_features(pixels)
+    model, preprocess, _ = vlm.create_clip("studio/shapes-clip")
+    arrays = ((pixels.permute(0, 2, 3, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+    batch = torch.stack([preprocess(Image.fromarray(a)) for a in arrays])
+    expected = model.visual.trunk.forward_intermediates(batch, indices=[3], intermediates_only=True)[0]
+    assert targets.shape == (3, 192, 4, 4)
+    torch.testing.assert_close(targets, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_recipe_alignment_trains_and_leaves_no_hook_or_processor_behind():
+    """`--align-weight` and `--matmul-attention` change training only: the saved UNet has no hook and its own
+    attention processors."""
+    recipe = _recipe("shapes_sd")
+    tokenizer = recipe.build_tokenizer(recipe.caption_words())
+    _, text_encoder, unet = recipe.build_models(tokenizer)
+    processors = {name: type(p) for name, p in unet.attn_processors.items()}
+    tokens = recipe.tokenize(tokenizer, [["a red circle", "a red circle on a grey background"]] * 4)
+    latents = (torch.randn(4, 4, 16, 16), torch.full((4, 4, 16, 16), 0.1))
+    before = {k: v.clone() for k, v in unet.state_dict().items()}
+    recipe.train_unet(
+        unet,
+        text_encoder,
+        tokens,
+        latents,
+        1.0,
+        steps=2,
+        batch=2,
+        device="cpu",
+        align=(torch.randn(4, 8, 4, 4), 0.5),
+        matmul_attention=True,
+    )
+    assert not unet.mid_block._forward_hooks
+    assert {name: type(p) for name, p in unet.attn_processors.items()} == processors
+    assert any(not torch.equal(before[k], v) for k, v in unet.state_dict().items())
