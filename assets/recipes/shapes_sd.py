@@ -321,15 +321,12 @@ def encoder_features(pixels: torch.Tensor, model_name: str = "studio/shapes-clip
 
     model, _, _ = vlm.create_clip(model_name)
     mean, std = (torch.tensor(model.visual.preprocess_cfg[k]).view(1, 3, 1, 1) for k in ("mean", "std"))
-    trunk = model.visual.trunk
-    return torch.cat(
-        [
-            trunk.forward_intermediates(((chunk + 1) / 2 - mean) / std, indices=[3], intermediates_only=True)[
-                0
-            ]
-            for chunk in pixels.split(256)
-        ]
-    )
+    normalised = ((pixels + 1) / 2 - mean) / std
+    maps = [
+        model.visual.trunk.forward_intermediates(chunk, indices=[3], intermediates_only=True)[0]
+        for chunk in normalised.split(256)
+    ]
+    return torch.cat(maps)
 
 
 def tokenize(tokenizer: CLIPTokenizer, captions: list[list[str]]) -> torch.Tensor:
