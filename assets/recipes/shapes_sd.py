@@ -38,57 +38,24 @@ from diffusers import (
 )
 from diffusers.models.attention_processor import AttnProcessor
 from diffusers.training_utils import EMAModel, compute_snr
-from tokenizers import pre_tokenizers
 from tqdm import tqdm
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from studio.core import write_json  # noqa: E402
-from studio.world import BACKGROUNDS, COLOURS, POSITIONS, SHAPES, SIZES, TEXTURES, render, sample_scenes  # noqa: E402
+# The repository root for `studio`, this folder for the sibling scripts (the recipes are not a package).
+sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parent)]
+from shapes_tokenizer import (  # noqa: E402
+    MAX_LENGTH,
+    build_tokenizer,
+    caption_words,
+    tokenize,
+    write_legacy_tokenizer_files,
+)
 
-BOS, EOS = "<|startoftext|>", "<|endoftext|>"
-MAX_LENGTH = 32
+from studio.core import write_json  # noqa: E402
+from studio.world import render, sample_scenes  # noqa: E402
+
 MIN_SNR_GAMMA = 5.0
 SCHEDULE = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
-
-
-def caption_words() -> list[str]:
-    """Every word the world's captions use (all shapes, held-out ones included, so later prompts stay whole)."""
-    phrases = [
-        "a an on background at the in of",
-        *SHAPES,
-        *COLOURS,
-        *BACKGROUNDS,
-        *SIZES,
-        *TEXTURES,
-        *POSITIONS,
-    ]
-    return sorted({w for phrase in phrases for w in phrase.split()})
-
-
-def build_tokenizer(words: list[str]) -> CLIPTokenizer:
-    """A CLIP BPE tokenizer: every byte as a token (with and without `</w>`), plus merges that make each
-    caption word a single token.
-
-    Merges are added in rounds: each round joins, left to right, the pieces a word still splits into, so a
-    merge learnt for one word ("ce" of "center") cannot leave another ("crescent") in pieces.
-    """
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    vocab = {token: i for i, token in enumerate([*alphabet, *(c + "</w>" for c in alphabet)])}
-    merges: list[tuple[str, str]] = []
-    pending = {word: [*word[:-1], word[-1] + "</w>"] for word in words}
-    while pending:
-        for pieces in pending.values():
-            left = pieces[0]
-            for right in pieces[1:]:
-                if (left, right) not in merges:
-                    merges.append((left, right))
-                left += right
-                vocab.setdefault(left, len(vocab))
-        tokenizer = CLIPTokenizer(vocab={**vocab, BOS: len(vocab), EOS: len(vocab) + 1}, merges=merges)
-        pending = {w: p for w in words if len(p := tokenizer.tokenize(w)) > 1}
-    tokenizer.model_max_length = MAX_LENGTH
-    return tokenizer
 
 
 def build_models(tokenizer: CLIPTokenizer) -> tuple[AutoencoderKL, CLIPTextModel, UNet2DConditionModel]:
@@ -329,13 +296,6 @@ def encoder_features(pixels: torch.Tensor, model_name: str = "studio/shapes-clip
     return torch.cat(maps)
 
 
-def tokenize(tokenizer: CLIPTokenizer, captions: list[list[str]]) -> torch.Tensor:
-    """Token ids of every caption variant plus the empty prompt, padded as the pipeline pads them."""
-    flat = [c for variants in captions for c in [*variants, ""]]
-    ids = tokenizer(flat, padding="max_length", max_length=MAX_LENGTH, truncation=True, return_tensors="pt")
-    return ids.input_ids.view(len(captions), -1, MAX_LENGTH)
-
-
 def build_pipeline(vae, text_encoder, tokenizer, unet) -> StableDiffusionPipeline:
     """The pipeline of the trained parts, with DDIM for sampling (as SD ships PNDM/DDIM configs)."""
     sampler = DDIMScheduler(**SCHEDULE, clip_sample=False, set_alpha_to_one=False, steps_offset=1)
@@ -357,14 +317,6 @@ def save(out: Path, vae, text_encoder, tokenizer, unet) -> StableDiffusionPipeli
     pipe.save_pretrained(out, safe_serialization=True)
     write_legacy_tokenizer_files(tokenizer, out / "tokenizer")
     return pipe
-
-
-def write_legacy_tokenizer_files(tokenizer: CLIPTokenizer, folder: Path) -> None:
-    """`vocab.json` + `merges.txt` next to `tokenizer.json`, for tools that read CLIP's original files."""
-    model = json.loads(tokenizer.backend_tokenizer.to_str())["model"]
-    (folder / "vocab.json").write_text(json.dumps(model["vocab"], ensure_ascii=False))
-    merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
-    (folder / "merges.txt").write_text("\n".join(["#version: 0.2", *merges]) + "\n")
 
 
 def quick_check(step: int, pipe: StableDiffusionPipeline) -> None:
