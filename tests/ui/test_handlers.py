@@ -33,10 +33,14 @@ def test_vit_job_trains_evaluates_and_publishes_a_loadable_adapter(studio):
 
 def test_fewshot_fit_then_classify(studio, fewshot_files):
     files, classes, test = fewshot_files
+    with pytest.raises(ValueError, match="fit a classifier first"):
+        fewshot.chosen_classifier(studio, None)
     job = studio.jobs.wait(fewshot.start(studio, files, ", ".join(classes), "studio/shapes-clip", "", "tip_adapter",
                                          "shapes", {"augment_views": 1}), 120)  # fmt: skip
     assert job.status == "done", job.message
     assert fewshot.classifier_choices(studio) == ["shapes"]
+    assert fewshot.chosen_classifier(studio, "") == "shapes"  # an image dropped before the dropdown fills
+    assert fewshot.chosen_classifier(studio, "other") == "other"
     probs = classify(studio, studio.classifiers, "shapes", test[0][0])
     assert list(probs) == classes and abs(sum(probs.values()) - 1) < 1e-6
 

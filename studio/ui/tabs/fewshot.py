@@ -53,6 +53,21 @@ def classifier_choices(studio) -> list[str]:
     return [e.name for e in studio.library.entries(domain="vlm")]
 
 
+def chosen_classifier(studio, name: str | None) -> str:
+    """The classifier to use: `name`, or the newest in the library when none is picked.
+
+    The dropdown fills on a timer tick, so an image dropped right after a fit finishes may arrive before it does.
+
+    Raises:
+        ValueError: nothing picked and no classifier in the library.
+    """
+    if name:
+        return name
+    if choices := classifier_choices(studio):
+        return choices[0]
+    raise ValueError("fit a classifier first (or pick one from the library)")
+
+
 def build(studio, timer: gr.Timer) -> None:
     """Lay out the tab and wire its events."""
     with gr.Row():
@@ -92,7 +107,7 @@ def build(studio, timer: gr.Timer) -> None:
         classifier = gr.Dropdown(
             classifier_choices(studio),
             label="classifier",
-            info="A fitted classifier from the library.",
+            info="A fitted classifier from the library; empty: the newest.",
             allow_custom_value=True,
         )
         image = gr.Image(type="pil", label="image to classify", height=220, elem_id="fewshot-image")
@@ -109,9 +124,7 @@ def build(studio, timer: gr.Timer) -> None:
         return panel.render(studio.jobs.get(job))
 
     def on_classify(name, picture):
-        if not name:
-            raise ValueError("fit a classifier first (or pick one from the library)")
-        return classify(studio, studio.classifiers, name, picture)
+        return classify(studio, studio.classifiers, chosen_classifier(studio, name), picture)
 
     def on_tick(previous):
         choices = classifier_choices(studio)
