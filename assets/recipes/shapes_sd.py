@@ -231,7 +231,8 @@ def train_unet(
         t = sample_timesteps(timesteps, batch, noise_scheduler.config.num_train_timesteps, generator)
         noisy = noise_scheduler.add_noise(z, noise, t).to(device)
         prediction = unet(noisy, t.to(device), text_encoder(ids)[0]).sample
-        weight = compute_snr(noise_scheduler, t).clamp(max=MIN_SNR_GAMMA) / compute_snr(noise_scheduler, t)
+        snr = compute_snr(noise_scheduler, t)
+        weight = snr.clamp(max=MIN_SNR_GAMMA) / snr
         per_sample = F.mse_loss(prediction, noise.to(device), reduction="none").mean(dim=(1, 2, 3))
         loss = (weight.to(device) * per_sample).mean()
         if align:
