@@ -1,6 +1,6 @@
 """Recipe for `studio/shapes-vit`: a small ViT (conv stem) trained from scratch on the joint shape+colour task.
 
-Run from the repository root (CPU: about 14 minutes on 2 idle cores):
+Run from the repository root (CPU: 9 to 15 minutes on 2 idle cores, by CPU; see assets/README.md):
 
     python assets/recipes/shapes_vit.py [--out assets/shapes-vit]
 
@@ -94,7 +94,7 @@ def main() -> None:
     parser.add_argument("--out", default="assets/shapes-vit", help="output folder")
     parser.add_argument("--train-per-class", type=int, default=300)
     parser.add_argument("--test-per-class", type=int, default=40)
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
