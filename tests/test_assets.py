@@ -12,9 +12,12 @@ def _files() -> list[Path]:
     return [p for p in ASSETS.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
 
 
+def _total_mb() -> float:
+    return sum(p.stat().st_size for p in _files()) / 1e6
+
+
 def test_assets_stay_under_the_size_budget():
-    total = sum(p.stat().st_size for p in _files())
-    assert total < 30e6, f"assets/ holds {total / 1e6:.1f} MB; the budget is ~30 MB"
+    assert _total_mb() < 30, f"assets/ holds {_total_mb():.1f} MB; the budget is ~30 MB"
 
 
 def test_assets_hold_no_pickled_weights():
@@ -25,7 +28,7 @@ def test_assets_hold_no_pickled_weights():
 def test_readme_states_the_actual_total_size():
     stated = re.search(r"Total size:\s+([\d.]+)\s+MB", (ASSETS / "README.md").read_text())
     assert stated, "assets/README.md should state the total size"
-    actual = sum(p.stat().st_size for p in _files()) / 1e6
+    actual = _total_mb()
     assert abs(float(stated.group(1)) - actual) < 0.1, (
         f"README says {stated.group(1)} MB; actual {actual:.2f} MB"
     )
