@@ -1,8 +1,8 @@
 """Loading and normalising user images for training: paths or PIL images in, same-size RGB images out.
 
-Handles what real uploads contain: EXIF-rotated photos, RGBA/palette images with transparency, grayscale,
-16-bit and float images, CMYK, and mixed sizes (resized so the short side fits, then centre-cropped). Corrupt
-files, non-images and empty inputs raise a `ValueError` that names the offending item.
+Every image goes through `studio.images.load_image` (EXIF rotation, transparency on white, 16-bit scaled by bit
+depth, palette, CMYK, grayscale, full decode); mixed sizes are resized so the short side fits, then
+centre-cropped. Corrupt files, non-images and empty inputs raise a `ValueError` that names the offending item.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
+
+from studio.images import load_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 ImageInput = str | os.PathLike | Image.Image | np.ndarray
@@ -62,61 +64,6 @@ def _expand(images: ImageInput | Iterable[ImageInput]) -> list[ImageInput]:
     return list(images)
 
 
-def _open(item: ImageInput, label: str) -> Image.Image:
-    if isinstance(item, Image.Image):
-        return item
-    if isinstance(item, np.ndarray):
-        if item.ndim not in (2, 3) or (item.ndim == 3 and item.shape[2] not in (1, 3, 4)):
-            raise ValueError(f"{label}: an array image must be HxW, HxWx1, HxWx3 or HxWx4, got {item.shape}")
-        return Image.fromarray(item[..., 0] if item.ndim == 3 and item.shape[2] == 1 else item)
-    path = Path(item)
-    if not path.is_file():
-        raise ValueError(f"{label}: {path} does not exist or is not a file")
-    try:
-        image = Image.open(path)
-        image.load()  # decode now, so a truncated file fails here with its name
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise ValueError(f"{label}: {path} is not a readable image ({err})") from None
-    return image
-
-
-def _high_bit_depth_to_8bit(image: Image.Image) -> Image.Image:
-    # PIL's convert("L") clips 16-bit and float data instead of scaling it, which turns most photos white.
-    array = np.asarray(image)
-    if image.mode == "F":
-        top = 1.0 if float(np.nanmax(array)) <= 1.0 else 255.0
-        array = np.clip(np.nan_to_num(array) / top * 255.0, 0, 255)
-    else:
-        top = 65535.0 if image.mode.startswith("I;16") or int(array.max()) > 255 else 255.0
-        array = np.clip(array.astype(np.float64) / top * 255.0, 0, 255)
-    return Image.fromarray(np.round(array).astype(np.uint8), mode="L")
-
-
-def to_rgb(image: Image.Image, background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
-    """Convert any PIL mode to 8-bit RGB, applying EXIF orientation first.
-
-    Transparent pixels are composited on `background` (black RGB under a transparent area would otherwise
-    become part of the concept); 16-bit and float images are rescaled, not clipped.
-
-    Args:
-        image: a PIL image of any mode.
-        background: colour placed under transparent pixels.
-
-    Returns:
-        An RGB image, upright.
-    """
-    image = ImageOps.exif_transpose(image)
-    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
-        image = _high_bit_depth_to_8bit(image)
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = image.convert("RGBA")
-        canvas = Image.new("RGBA", rgba.size, (*background, 255))
-        image = Image.alpha_composite(canvas, rgba)
-    return image.convert("RGB")
-
-
 def fit_square(image: Image.Image, size: int) -> Image.Image:
     """Resize so the short side is `size` (bicubic, antialiased), then centre-crop to `size × size`.
 
@@ -157,11 +104,13 @@ def load_images(
         )
     out = []
     for i, item in enumerate(items):
-        label = f"image {i}"
-        image = _open(item, label)
+        try:
+            image = load_image(item)
+        except (ValueError, FileNotFoundError) as err:
+            raise ValueError(f"image {i}: {err}") from None
         if min(image.size) == 0:
-            raise ValueError(f"{label}: has a zero-sized side {image.size}")
-        out.append(fit_square(to_rgb(image), size))
+            raise ValueError(f"image {i}: has a zero-sized side {image.size}")
+        out.append(fit_square(image, size))
     return out
 
 

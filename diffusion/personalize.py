@@ -87,9 +87,7 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-") or "concept"
 
 
-def _class_images(
-    pipe, class_word: str, count: int, folder: Path, seed: int, steps: int
-) -> list[Image.Image]:
+def _class_images(pipe, class_word: str, count: int, folder: Path, seed: int, steps: int) -> list[Path]:
     # Generated once by the base model and kept in the run folder, so a resumed run trains on the same ones.
     folder.mkdir(parents=True, exist_ok=True)
     have = list_image_files(folder)
@@ -97,7 +95,7 @@ def _class_images(
         generator = torch.Generator().manual_seed(seed * 100_003 + i)
         image = pipe(f"a photo of a {class_word}", num_inference_steps=steps, generator=generator).images[0]
         image.save(folder / f"{i:04d}.png")
-    return [Image.open(path) for path in list_image_files(folder)[:count]]
+    return list_image_files(folder)[:count]  # read by `load_images`, as the user's images are
 
 
 def personalize(

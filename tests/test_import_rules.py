@@ -48,6 +48,16 @@ def test_core_imports_only_torch_and_safetensors():
     assert _violations("studio/core", allowed) == []
 
 
+def test_images_imports_only_pil_numpy_and_torch():
+    """studio.images sits below the domains: PIL, numpy and torch, no domain, no gradio, no other studio layer."""
+
+    def allowed(name):
+        top = name.split(".")[0]
+        return top in STDLIB or top in ("PIL", "numpy", "torch") or name.startswith("studio.images")
+
+    assert _violations("studio/images", allowed) == []
+
+
 @pytest.mark.parametrize("domain", [d for d in DOMAINS if (ROOT / d).is_dir()])
 def test_domains_use_only_the_core_engine_and_their_library(domain):
     forbidden = {"gradio", "studio.ui", "studio.cli"} | {d for d in DOMAINS if d != domain}
@@ -78,15 +88,23 @@ def test_ui_uses_gradio_and_the_public_domain_apis_only():
 
 
 def test_only_the_ui_imports_gradio():
-    for package in ("studio/core", "studio/engine", "studio/world", "studio/cli", *DOMAINS):
+    for package in ("studio/core", "studio/images", "studio/engine", "studio/world", "studio/cli", *DOMAINS):
         if (ROOT / package).is_dir():
             assert _violations(package, lambda name: name.split(".")[0] != "gradio") == [], package
 
 
-def test_the_checker_sees_a_violation(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "folder, rule, planted",
+    [
+        ("studio/core", test_core_imports_only_torch_and_safetensors, "import timm\n"),
+        ("studio/images", test_images_imports_only_pil_numpy_and_torch, "import vision\n"),
+        ("studio/images", test_images_imports_only_pil_numpy_and_torch, "from studio.core import inject\n"),
+    ],
+)
+def test_the_checker_sees_a_violation(folder, rule, planted, tmp_path, monkeypatch):
     """Guard against a rule test that cannot fail: a planted bad import is reported."""
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
-    (tmp_path / "studio" / "core").mkdir(parents=True)
-    (tmp_path / "studio" / "core" / "bad.py").write_text("import timm\nfrom .ok import x\n")
+    (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / folder / "bad.py").write_text(planted + "from .ok import x\n")
     with pytest.raises(AssertionError):
-        test_core_imports_only_torch_and_safetensors()
+        rule()

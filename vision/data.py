@@ -9,48 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import Dataset
+
+from studio.images import UnreadableImageError, check_image, load_image
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
 ImageLike = Image.Image | str | os.PathLike
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """An RGB copy of any PIL image: EXIF rotation applied, 16-bit and float images rescaled, alpha on white."""
-    image = ImageOps.exif_transpose(image)
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        array = np.asarray(image, dtype=np.float64)
-        span = array.max() - array.min()
-        array = (array - array.min()) / span * 255 if span else np.zeros_like(array)
-        image = Image.fromarray(array.astype(np.uint8))
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, rgba)
-    return image.convert("RGB")
-
-
-def load_image(source: ImageLike) -> Image.Image:
-    """Open an image (path or PIL image) as RGB; an unreadable file is an error naming its path."""
-    if isinstance(source, Image.Image):
-        return to_rgb(source)
-    try:
-        with Image.open(source) as image:
-            image.load()
-            return to_rgb(image)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise ValueError(f"cannot read image {source}: {err}") from None
-
-
-def _is_readable(path: Path) -> str | None:
-    try:
-        with Image.open(path) as image:
-            image.verify()
-    except Exception as err:  # PIL raises many types for broken files
-        return f"{type(err).__name__}: {err}"
-    return None
+# One message for every user: a Python caller, a CLI user and a studio user each find their own option.
+SKIP_HINT = "remove the file, or leave unreadable images out (Python: on_corrupt='skip', CLI: --skip-corrupt)"
 
 
 def scan_image_folder(
@@ -80,11 +48,12 @@ def scan_image_folder(
         )
         kept = 0
         for file in files:
-            problem = _is_readable(file)
-            if problem and on_corrupt == "error":
-                raise ValueError(f"corrupt image {file} ({problem}); pass on_corrupt='skip' to leave it out")
-            if problem:
-                warnings.warn(f"skipping corrupt image {file} ({problem})", stacklevel=2)
+            try:
+                check_image(file)  # a full decode: a file that passes here loads in training too
+            except UnreadableImageError as err:
+                if on_corrupt == "error":
+                    raise ValueError(f"corrupt image {err.name} ({err.problem}); {SKIP_HINT}") from None
+                warnings.warn(f"skipping corrupt image {err.name} ({err.problem})", stacklevel=2)
                 continue
             samples.append((file, index))
             kept += 1

@@ -16,9 +16,10 @@ from torch import nn
 
 from studio.core import read_adapter_config, save_tensors, write_json
 from studio.core.io import CONFIG_NAME, WEIGHTS_NAME
+from studio.images import load_image
 
 from .base import ClipContext, Head, Support
-from .features import ImageFeatures, ImageLike, load_image
+from .features import ImageFeatures, ImageLike
 from .methods import get_method, make_config
 from .templates import resolve_templates
 from .text import class_text_features

@@ -12,43 +12,29 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from safetensors.torch import load_file
 from torch import nn
 
 from studio.core import save_tensors
+from studio.images import load_image
 
 ImageLike = Image.Image | str | os.PathLike
 
 
-def load_image(item: ImageLike) -> Image.Image:
-    """An RGB PIL image from a PIL image or a file path.
+def image_key(image: Image.Image) -> str:
+    """sha256 of an image's size and RGB pixels: the cache key, independent of file name or format.
 
     Args:
-        item: a PIL image or the path of an image file.
-
-    Raises:
-        FileNotFoundError: the path does not exist.
-        ValueError: the file is not an image, or `item` is neither an image nor a path.
+        image: an RGB PIL image, as `studio.images.load_image` gives it (so a 16-bit file is keyed by its
+            scaled pixels, not by the white that PIL's own conversion clips it to).
     """
-    if isinstance(item, Image.Image):
-        return item if item.mode == "RGB" else item.convert("RGB")  # no copy: images are never modified
-    if not isinstance(item, (str, os.PathLike)):
-        raise ValueError(f"expected a PIL image or a file path, got {type(item).__name__}")
-    if not Path(item).is_file():
-        raise FileNotFoundError(f"image file {item} does not exist")
-    try:
-        with Image.open(item) as image:
-            return image.convert("RGB")
-    except (UnidentifiedImageError, OSError) as err:
-        raise ValueError(f"{item} is not a readable image file ({err})") from None
-
-
-def image_key(image: Image.Image) -> str:
-    """sha256 of an image's size and RGB pixels: the cache key, independent of file name or format."""
-    rgb = image if image.mode == "RGB" else image.convert("RGB")
-    digest = hashlib.sha256(f"{rgb.size[0]}x{rgb.size[1]}:".encode())
-    digest.update(rgb.tobytes())
+    if image.mode != "RGB":
+        raise ValueError(
+            f"image_key needs an RGB image (see studio.images.load_image), got mode {image.mode}"
+        )
+    digest = hashlib.sha256(f"{image.size[0]}x{image.size[1]}:".encode())
+    digest.update(image.tobytes())
     return digest.hexdigest()
 
 
@@ -145,10 +131,11 @@ class ImageFeatures:
         """L2-normalised float32 features of `images` (on the CPU), one row per image.
 
         Args:
-            images: RGB PIL images (see `load_image`).
+            images: PIL images; any that is not RGB is first brought to RGB by `studio.images.load_image`.
             view: 0 for the plain image, `v >= 1` for augmented view `v`.
             seed: seed of the augmented views (ignored for view 0).
         """
+        images = [image if image.mode == "RGB" else load_image(image) for image in images]
         view_id = "plain" if view == 0 else f"aug-s{seed}-v{view}"
         keys = [image_key(image) for image in images]
         out: list[torch.Tensor | None] = [self._lookup(view_id, key) for key in keys]

@@ -23,8 +23,10 @@ from typing import Any
 
 from PIL import Image
 
+from studio.images import load_image
+
 from ..conditions import extract_condition
-from ..images import fit_square, list_image_files, load_images, to_rgb
+from ..images import fit_square, list_image_files, load_images
 
 CONDITION_DIRS = ("conditions", "condition", "control")
 METADATA = "metadata.jsonl"
@@ -91,8 +93,8 @@ def read_control_folder(
             if cond_path is None:
                 unpaired.append(path.name)
                 continue
-            image, cond = load_images([path, cond_path], size)  # validates both files
-            raw_image, raw_cond = (to_rgb(Image.open(p)) for p in (path, cond_path))
+            raw_image, raw_cond = (load_image(p) for p in (path, cond_path))
+            image, cond = fit_square(raw_image, size), fit_square(raw_cond, size)
             if raw_cond.size != raw_image.size:
                 # Resize to the image's own size first, so that the crop below cuts both alike.
                 resized.append(f"{cond_path.name} {raw_cond.size}->{raw_image.size}")

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 import vision
-from vision.data import to_rgb
+from studio.images import to_rgb
 
 
 def _identity(image):
@@ -87,5 +87,5 @@ def test_unreadable_path_in_a_list_names_the_file(tmp_path):
     bad = tmp_path / "x.jpg"
     bad.write_text("hello")
     dataset = vision.as_dataset([(bad, 0)], _identity)
-    with pytest.raises(ValueError, match="cannot read image .*x.jpg"):
+    with pytest.raises(ValueError, match="x.jpg is not a readable image file"):
         dataset[0]

@@ -110,7 +110,10 @@ def build(studio, timer: gr.Timer) -> None:
             info="A fitted classifier from the library; empty: the newest.",
             allow_custom_value=True,
         )
-        image = gr.Image(type="pil", label="image to classify", height=220, elem_id="fewshot-image")
+        # The file itself, unconverted: vlm reads it with studio.images (Gradio's RGB conversion whitens 16-bit)
+        image = gr.Image(
+            type="filepath", image_mode=None, label="image to classify", height=220, elem_id="fewshot-image"
+        )
         probabilities = gr.Label(
             label="class probabilities", num_top_classes=10, elem_id="fewshot-probabilities"
         )

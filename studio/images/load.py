@@ -1,0 +1,122 @@
+"""Opening image files and arrays: full decode, clear errors naming the file, decompression-bomb guard."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .convert import to_rgb
+
+ImageSource = str | os.PathLike | Image.Image | np.ndarray
+
+
+class UnreadableImageError(ValueError):
+    """An image that cannot be loaded; the message names the file and what is wrong.
+
+    Args:
+        name: the file's path (or a description of the in-memory image).
+        problem: what is wrong with it.
+    """
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"{name} is not a readable image file ({problem})")
+        self.name, self.problem = name, problem
+
+
+def _problem(err: Exception) -> str:
+    return str(err).strip() or f"{type(err).__name__} while decoding"
+
+
+def _too_many_pixels(name: str, size: tuple[int, int]) -> UnreadableImageError | None:
+    limit = Image.MAX_IMAGE_PIXELS  # PIL's limit; None disables the guard, as it does in PIL
+    if limit and size[0] * size[1] > limit:
+        return UnreadableImageError(
+            name,
+            f"{size[0]}x{size[1]} is more than PIL.Image.MAX_IMAGE_PIXELS = {limit} pixels; "
+            "it may be a decompression bomb",
+        )
+    return None
+
+
+def _decode(path: str | os.PathLike) -> Image.Image:
+    """The fully decoded image of a file, so that a truncated or damaged file fails here, with its name."""
+    name = str(path)
+    if not Path(path).exists():
+        raise FileNotFoundError(f"image file {name} does not exist")
+    if not Path(path).is_file():
+        raise UnreadableImageError(name, "not a file")
+    try:
+        with Image.open(path) as image:
+            error = _too_many_pixels(name, image.size)
+            if error:
+                raise error
+            image.load()
+            return image
+    except UnreadableImageError:
+        raise
+    except Image.DecompressionBombError as err:
+        raise UnreadableImageError(name, f"{err}; it may be a decompression bomb") from None
+    except UnidentifiedImageError:
+        raise UnreadableImageError(name, "not an image format PIL can read") from None
+    except Exception as err:  # PIL raises OSError, SyntaxError, ValueError, struct.error ... for broken files
+        raise UnreadableImageError(name, _problem(err)) from None
+
+
+def check_image(path: str | os.PathLike) -> None:
+    """Decode an image file completely, as `load_image` would, without keeping it.
+
+    A file that passes loads without error later (`Image.verify()` passes many truncated JPEG/WEBP files).
+
+    Args:
+        path: the image file.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        UnreadableImageError: the file is not an image, is truncated or damaged, or has too many pixels.
+    """
+    _decode(path).close()
+
+
+def _from_array(array: np.ndarray) -> Image.Image:
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
+        raise UnreadableImageError(
+            "array", f"an array image must be HxW, HxWx1, HxWx3 or HxWx4, got shape {array.shape}"
+        )
+    return Image.fromarray(array[..., 0] if array.ndim == 3 and array.shape[2] == 1 else array)
+
+
+def load_image(source: ImageSource) -> Image.Image:
+    """Load an image as upright 8-bit RGB, by the rules of `to_rgb`; the one loader of every domain.
+
+    Args:
+        source: a file path, a PIL image (not modified), or an HxW / HxWxC array (uint8, uint16 or float).
+
+    Returns:
+        A fully decoded RGB PIL image.
+
+    Raises:
+        FileNotFoundError: a path that does not exist.
+        UnreadableImageError: (a ValueError) an unreadable, truncated or damaged file, too many pixels,
+            an array of the wrong shape, or an argument that is not an image; the message names the file.
+    """
+    if isinstance(source, Image.Image):
+        try:
+            source.load()  # a lazily opened image decodes here, and fails with its name if it is damaged
+        except Exception as err:
+            name = getattr(source, "filename", "") or "image"
+            raise UnreadableImageError(name, _problem(err)) from None
+        return to_rgb(source)
+    if isinstance(source, np.ndarray):
+        return to_rgb(_from_array(source))
+    if not isinstance(source, (str, os.PathLike)):
+        raise UnreadableImageError(
+            repr(source)[:80], f"expected a file path, a PIL image or an array, got {type(source).__name__}"
+        )
+    image = _decode(source)
+    try:
+        return to_rgb(image)
+    finally:
+        image.close()
