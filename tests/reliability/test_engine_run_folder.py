@@ -152,3 +152,21 @@ def test_lock_is_released_when_training_fails(tmp_path):
         train(make_model(), make_data(), mse_loss, output_dir=tmp_path, callbacks=[Crash()], **KWARGS)
     assert not (tmp_path / ".train.lock").exists()
     assert train(make_model(), make_data(), mse_loss, output_dir=tmp_path, resume=True, **KWARGS).steps == 9
+
+
+def test_cli_rerun_into_the_same_out_names_resume_and_overwrite(image_folder, tmp_path, capsys):
+    from studio.cli import main
+
+    argv = ["vision", "finetune", "--model", "vit_small_patch16_224", "--pretrained", "none"]
+    argv += ["--timm-arg", "img_size=32", "--timm-arg", "patch_size=8", "--timm-arg", "depth=1"]
+    argv += ["--data", str(image_folder), "--out", str(tmp_path / "out"), "--batch-size", "4"]
+    assert main([*argv, "--epochs", "2"]) == 0
+    capsys.readouterr()
+    assert main([*argv, "--epochs", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("studio: error: ") and "already holds a run" in err[0]
+    assert "--resume" in err[0] and "--overwrite" in err[0]
+    assert main([*argv, "--epochs", "1", "--resume"]) == 2
+    assert "different run" in capsys.readouterr().err
+    assert main([*argv, "--epochs", "1", "--overwrite"]) == 0
+    assert [p.name for p in list_checkpoints(tmp_path / "out" / "checkpoints")] == ["step-000003"]
