@@ -51,13 +51,14 @@ def acquire_lock(folder: Path) -> Path:
             if owner == 0:
                 continue  # released meanwhile
             if owner is None or _is_alive(owner):
-                who = f"pid {owner}" if owner else f"pid unknown; delete {path} if no training runs"
                 raise RunFolderError(
-                    f"{folder} is in use by another training ({who}); wait for it to finish or choose "
-                    "another output folder"
+                    f"{folder} is in use by another training (pid {owner or 'unknown'}); wait for it to "
+                    f"finish, choose another output folder, or delete {path} if no training runs there"
                 ) from None
+            # Its process is gone: a stale lock. (Two trainings taking over the same stale lock in the same
+            # instant could both pass; a lock that outlives its process is rare enough not to need more.)
             with contextlib.suppress(FileNotFoundError):
-                path.unlink()  # its process is gone: a stale lock
+                path.unlink()
             continue
         with os.fdopen(fd, "w") as file:
             file.write(str(os.getpid()))
