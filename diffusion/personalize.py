@@ -13,7 +13,7 @@ from PIL import Image
 from torch import nn
 
 from studio.core import inject
-from studio.engine import Callback, train
+from studio.engine import Callback, check_count, check_number, train
 
 from .artifacts import artifact_metadata, base_model_of, write_artifact_info
 from .concept_data import SUBJECT_TEMPLATES, TI_TEMPLATES, ConceptDataset, fill
@@ -120,6 +120,7 @@ def personalize(
     prior_loss_weight: float = 1.0,
     output_dir: str | os.PathLike | None = None,
     resume: bool | str | os.PathLike = False,
+    overwrite: bool = False,
     checkpoint_every: int | None = None,
     preview_every: int | None = None,
     preview_prompt: str | None = None,
@@ -157,6 +158,7 @@ def personalize(
         prior_loss_weight: weight of the prior term.
         output_dir: the artifact folder (default `runs/<method>-<token>`); checkpoints and previews go inside.
         resume: `True` continues from the newest checkpoint in `output_dir` (exactly as if uninterrupted).
+        overwrite: replace another run's checkpoints in `output_dir` (otherwise such a folder is refused).
         checkpoint_every: write a checkpoint every this many steps (one is always written at the end).
         preview_every: sample a preview every this many steps (written to `output_dir/previews/`).
         preview_prompt: the preview prompt (default: the first training prompt).
@@ -175,8 +177,14 @@ def personalize(
 
     Raises:
         ValueError: unknown method, no usable images, a token already in the vocabulary, prior preservation
-            without a class word.
+            without a class word, `steps < 1`, a non-finite or non-positive learning rate.
     """
+    check_count("steps", steps)
+    check_count("batch_size", batch_size)
+    for name, value in [("lr", lr), ("lr_norm", lr_norm)]:
+        if value is not None:
+            check_number(name, value)
+    check_number("prior_loss_weight", prior_loss_weight, allow_zero=True)
     if method not in METHODS:
         raise ValueError(f"unknown personalization method {method!r}; choose one of {', '.join(METHODS)}")
     if prior_preservation and not class_word:
@@ -258,6 +266,7 @@ def personalize(
             output_dir=out,
             checkpoint_every=checkpoint_every,
             resume=resume,
+            overwrite=overwrite,
             seed=seed,
             progress=progress,
         )

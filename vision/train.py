@@ -12,7 +12,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from studio.core import get_adapter_state, train_mode
-from studio.engine import Callback, TrainResult, train
+from studio.engine import Callback, TrainResult, check_count, check_number, check_two_classes, train
 
 from .data import as_dataset
 from .models import image_transform
@@ -48,6 +48,7 @@ def finetune(
     output_dir: str | os.PathLike | None = None,
     checkpoint_every: int | None = None,
     resume: bool | str | os.PathLike = False,
+    overwrite: bool = False,
     callbacks: Sequence[Callback] = (),
     mixed_precision: str = "auto",
     grad_accum_steps: int = 1,
@@ -72,6 +73,7 @@ def finetune(
         output_dir: where checkpoints go (needed for `resume`).
         checkpoint_every: steps between checkpoints (one is always written at the end).
         resume: continue from the latest checkpoint in `output_dir` (True) or from a checkpoint path.
+        overwrite: replace another run's checkpoints in `output_dir` (otherwise such a folder is refused).
         callbacks: engine callbacks (progress for a UI, early stop).
         mixed_precision: `"auto"`, `"no"`, `"fp16"` or `"bf16"`.
         grad_accum_steps: batches accumulated per optimizer step.
@@ -81,13 +83,20 @@ def finetune(
 
     Returns:
         The engine's `TrainResult` (per-step loss and learning rate, per-epoch validation metrics).
+
+    Raises:
+        ValueError: a model without adapter, `epochs < 1`, a non-finite or non-positive `lr`, training data
+            of one class only, or a head that does not fit the classes.
     """
+    check_count("epochs", epochs)
+    check_number("lr", lr)
     if get_adapter_state(model) is None:
         raise ValueError(
             "model has no adapter: call studio.core.inject(model, config) first (FullFinetuneConfig to train everything)"
         )
     train_set = as_dataset(train_data, image_transform(model, augment), on_corrupt=on_corrupt)
     _check_classes(model, train_set.classes)
+    check_two_classes([label for _, label in train_set.samples], train_set.classes)
     val_set = None
     if val_data is not None:
         val_set = as_dataset(val_data, image_transform(model), train_set.classes, on_corrupt)
@@ -112,6 +121,7 @@ def finetune(
         output_dir=output_dir,
         checkpoint_every=checkpoint_every,
         resume=resume,
+        overwrite=overwrite,
         seed=seed,
         progress=progress,
     )

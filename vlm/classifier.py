@@ -16,6 +16,7 @@ from torch import nn
 
 from studio.core import read_adapter_config, save_tensors, write_json
 from studio.core.io import CONFIG_NAME, WEIGHTS_NAME
+from studio.engine import check_two_classes
 from studio.images import load_image
 
 from .base import ClipContext, Head, Support
@@ -163,7 +164,8 @@ class FewShotCLIP:
             `self`, fitted.
 
         Raises:
-            ValueError: unknown label, a class without images, lengths that differ, or a non-image file.
+            ValueError: unknown label, a class without images, images of one class only, lengths that differ,
+                or a non-image file.
         """
         classnames = _classnames(labels, classnames)
         index = torch.tensor([_label_index(label, classnames) for label in labels], dtype=torch.long)
@@ -178,6 +180,8 @@ class FewShotCLIP:
                 raise ValueError(
                     f"class(es) {empty} have no images; {self.method.name} needs at least one per class"
                 )
+            if self.method.needs_support:
+                check_two_classes(index.tolist(), classnames)
             support = Support(self.features.encode(pictures), index, self._views(pictures))
         ctx = self._context(classnames)
         self.head = self.method.fit(ctx, support, self.config).eval()

@@ -19,7 +19,7 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import Dataset
 
-from studio.engine import Callback, train
+from studio.engine import Callback, check_count, train
 
 from ..artifacts import artifact_metadata, base_model_of, safetensors_metadata, write_artifact_info
 from ..denoise import cubic_timesteps, denoising_loss, training_scheduler
@@ -155,6 +155,7 @@ def train_control(
     flip: bool = True,
     checkpoint_every: int | None = None,
     resume: bool | str | os.PathLike = False,
+    overwrite: bool = False,
     preview_every: int | None = None,
     preview_steps: int = 20,
     on_preview: Callable[[int, list[Image.Image]], None] | None = None,
@@ -183,6 +184,7 @@ def train_control(
         flip: also train on mirror images (their conditions mirrored too).
         checkpoint_every: write a checkpoint every this many steps (one is always written at the end).
         resume: `True` continues from the newest checkpoint in `output_dir`, exactly.
+        overwrite: replace another run's checkpoints in `output_dir` (otherwise such a folder is refused).
         preview_every: sample previews (condition beside samples) every this many steps into
             `output_dir/previews`; None: no previews.
         preview_steps: sampling steps of a preview.
@@ -205,8 +207,8 @@ def train_control(
     config = config_cls.from_dict(config) if isinstance(config, dict) else (config or config_cls())
     if not isinstance(config, config_cls):
         raise ValueError(f"method {method!r} takes a {config_cls.__name__}, got {type(config).__name__}")
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+    check_count("steps", steps)
+    check_count("batch_size", batch_size)
     is_ip = method == "ip_adapter"
     condition = None if is_ip else condition
     size = pipeline_resolution(pipe)
@@ -258,6 +260,7 @@ def train_control(
                 output_dir=output_dir,
                 checkpoint_every=checkpoint_every,
                 resume=resume,
+                overwrite=overwrite,
                 seed=seed,
                 progress=progress,
             )

@@ -70,6 +70,7 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     """The options every training command shares: output folder, resume, checkpoints, previews, seed."""
     parser.add_argument("--out", required=True, help="artifact folder (checkpoints and previews go inside)")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    parser.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     parser.add_argument("--checkpoint-every", type=int, default=None)
     parser.add_argument("--preview-every", type=int, default=None, help="write preview samples every N steps")
     parser.add_argument("--seed", type=int, default=0)
@@ -80,6 +81,7 @@ def _run_kwargs(args: argparse.Namespace) -> dict:
     return {
         "output_dir": args.out,
         "resume": args.resume,
+        "overwrite": args.overwrite,
         "checkpoint_every": args.checkpoint_every,
         "preview_every": args.preview_every,
         "seed": args.seed,

@@ -67,6 +67,7 @@ def add_parser(domains: argparse._SubParsersAction) -> None:
     fit.add_argument("--augment", action="store_true", help="timm's training augmentation")
     fit.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS")
     fit.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    fit.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     fit.add_argument("--skip-corrupt", action="store_true", help="warn about and skip unreadable images")
     fit.add_argument("--seed", type=int, default=0)
     fit.set_defaults(run=run_finetune)
@@ -127,6 +128,7 @@ def run_finetune(args: argparse.Namespace) -> None:
         output_dir=args.out,
         checkpoint_every=args.checkpoint_every,
         resume=args.resume,
+        overwrite=args.overwrite,
         seed=args.seed,
     )
     metrics = result.evals[-1] if result.evals else {}

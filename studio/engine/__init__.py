@@ -7,12 +7,16 @@ from .callbacks import Callback, TrainState
 from .checkpoint import latest_checkpoint, list_checkpoints
 from .loop import TrainResult, train
 from .schedule import WarmupCosine
+from .validate import check_count, check_number, check_two_classes
 
 __all__ = [
     "Callback",
     "TrainResult",
     "TrainState",
     "WarmupCosine",
+    "check_count",
+    "check_number",
+    "check_two_classes",
     "latest_checkpoint",
     "list_checkpoints",
     "train",

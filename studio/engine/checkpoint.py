@@ -17,6 +17,11 @@ from torch import nn
 CHECKPOINT_RE = re.compile(r"^step-(\d{6,})$")
 TMP_PREFIX = ".tmp-"
 STATE_FILE = "state.json"
+STATE_FIELDS = ("step", "epoch", "batches_consumed", "seed", "total_steps")
+
+
+class DamagedCheckpointError(ValueError):
+    """A checkpoint whose files cannot be read back (truncated, corrupt or missing)."""
 
 
 def checkpoint_root(output_dir: str | os.PathLike) -> Path:
@@ -31,6 +36,13 @@ def checkpoint_root(output_dir: str | os.PathLike) -> Path:
     return Path(output_dir) / "checkpoints"
 
 
+def _stored_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Tensors a checkpoint stores, where they live: trainable parameters plus floating-point buffers."""
+    tensors = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    tensors.update({name: b for name, b in model.named_buffers() if b.is_floating_point()})
+    return tensors
+
+
 def trainable_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
     """Tensors a checkpoint stores: trainable parameters plus floating-point buffers, by name.
 
@@ -40,9 +52,35 @@ def trainable_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
     Returns:
         Name -> detached, contiguous CPU tensor.
     """
-    tensors = {name: p for name, p in model.named_parameters() if p.requires_grad}
-    tensors.update({name: b for name, b in model.named_buffers() if b.is_floating_point()})
-    return {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
+    return {name: t.detach().cpu().contiguous() for name, t in _stored_tensors(model).items()}
+
+
+def check_finite_tensors(model: nn.Module, step: int) -> None:
+    """Refuse to checkpoint a model whose trainable tensors hold NaN or infinity.
+
+    Args:
+        model: the unwrapped model.
+        step: the optimizer step about to be saved, for the message.
+
+    Raises:
+        ValueError: naming the first non-finite tensors and the step.
+    """
+    with torch.no_grad():
+        bad = [name for name, t in _stored_tensors(model).items() if not torch.isfinite(t).all()]
+    if bad:
+        raise ValueError(
+            f"non-finite values in {', '.join(bad[:3])} at step {step}: no checkpoint written; lower the "
+            "learning rate or check the data and settings for NaN/inf values"
+        )
+
+
+def checkpoint_step(path: str | os.PathLike) -> int:
+    """The step number in a checkpoint folder's name `step-000123`.
+
+    Args:
+        path: the checkpoint directory.
+    """
+    return int(CHECKPOINT_RE.match(Path(path).name).group(1))
 
 
 def list_checkpoints(root: str | os.PathLike) -> list[Path]:
@@ -60,12 +98,12 @@ def list_checkpoints(root: str | os.PathLike) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         return []
-    found = []
-    for path in root.iterdir():
-        match = CHECKPOINT_RE.match(path.name)
-        if match and path.is_dir() and (path / STATE_FILE).is_file():
-            found.append((int(match.group(1)), path))
-    return [path for _, path in sorted(found)]
+    found = [
+        path
+        for path in root.iterdir()
+        if CHECKPOINT_RE.match(path.name) and path.is_dir() and (path / STATE_FILE).is_file()
+    ]
+    return sorted(found, key=checkpoint_step)
 
 
 def latest_checkpoint(root: str | os.PathLike) -> Path | None:
@@ -116,68 +154,121 @@ def save_checkpoint(
         torch.save(scaler.state_dict(), tmp / "scaler.pt")
     # state.json last: its presence marks the checkpoint complete.
     (tmp / STATE_FILE).write_text(json.dumps(state, indent=2))
+    # On disk before the rename makes the checkpoint visible: a power loss must not leave a complete-looking
+    # checkpoint with empty files.
+    for path in tmp.iterdir():
+        _fsync(path)
+    _fsync(tmp)
     if final.exists():
-        # A checkpoint of the same step from an earlier run; os.replace cannot overwrite a non-empty dir.
+        # A checkpoint of the same step from an abandoned attempt; os.replace cannot overwrite a non-empty dir.
         stale = root / f"{TMP_PREFIX}stale-{uuid.uuid4().hex[:8]}"
         os.replace(final, stale)
         shutil.rmtree(stale, ignore_errors=True)
     os.replace(tmp, final)
+    _fsync(root)  # makes the rename itself durable
     return final
 
 
-def prune_checkpoints(root: str | os.PathLike, keep: int) -> None:
-    """Delete all but the newest `keep` complete checkpoints, and leftover temporary directories.
+def _fsync(path: Path) -> None:
+    """Flush a file or a directory to disk (directories cannot be opened for this on Windows)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except (IsADirectoryError, PermissionError):
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def prune_checkpoints(root: str | os.PathLike, keep: int, step: int) -> None:
+    """Keep the newest `keep` checkpoints up to `step`, the one just written; delete the rest and leftover
+    temporary directories.
+
+    Checkpoints past `step` belong to an abandoned continuation (the run was resumed from an earlier
+    checkpoint): they go too, so the newest checkpoint is always the current run's.
 
     Args:
         root: the checkpoints folder.
         keep: how many complete checkpoints to keep (>= 1).
+        step: the step of the checkpoint just written.
     """
     root = Path(root)
-    for path in list_checkpoints(root)[:-keep]:
+    checkpoints = list_checkpoints(root)
+    older = [path for path in checkpoints if checkpoint_step(path) <= step]
+    newer = [path for path in checkpoints if checkpoint_step(path) > step]
+    for path in newer + older[:-keep]:
         shutil.rmtree(path, ignore_errors=True)
     for path in root.iterdir():
         if path.name.startswith(TMP_PREFIX) and path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
 
 
-def load_tensors_into(model: nn.Module, path: str | os.PathLike) -> None:
-    """Copy a checkpoint's `trainable.safetensors` into `model` in place.
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read every file of a checkpoint into memory, never unpickling arbitrary objects.
+
+    Reading all files first, before touching the model, lets a damaged checkpoint be skipped cleanly.
+
+    Args:
+        path: the checkpoint directory.
+
+    Returns:
+        `{"path", "state", "tensors", "optimizer", "scheduler", "rng", "scaler"}`; `scaler` is `None` for a
+        run without an fp16 gradient scaler.
+
+    Raises:
+        DamagedCheckpointError: a file is missing, truncated or corrupt, or `state.json` lacks a field.
+    """
+    path = Path(path)
+    readers = {
+        "state": (STATE_FILE, _read_state),
+        "tensors": ("trainable.safetensors", lambda file: load_file(str(file))),
+        "optimizer": ("optimizer.pt", _torch_load),
+        "scheduler": ("scheduler.pt", _torch_load),
+        "rng": ("rng.pt", lambda file: _torch_load(file)["processes"]),
+        "scaler": ("scaler.pt", lambda file: _torch_load(file) if file.is_file() else None),
+    }
+    loaded: dict[str, Any] = {"path": path}
+    for key, (name, read) in readers.items():
+        try:
+            loaded[key] = read(path / name)
+        except Exception as err:  # noqa: BLE001 - every reader's own error type means the same: damaged
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise DamagedCheckpointError(f"checkpoint {path} is damaged ({name}: {reason})") from err
+    return loaded
+
+
+def _torch_load(file: Path) -> Any:
+    return torch.load(file, map_location="cpu", weights_only=True)
+
+
+def _read_state(file: Path) -> dict[str, Any]:
+    state = json.loads(file.read_text())
+    missing = [key for key in STATE_FIELDS if not isinstance(state.get(key), int)]
+    if missing:
+        raise ValueError(f"no integer {', '.join(missing)}")
+    return state
+
+
+def load_tensors_into(model: nn.Module, checkpoint: dict[str, Any]) -> None:
+    """Copy a checkpoint's trainable tensors into `model` in place.
 
     Args:
         model: the unwrapped model.
-        path: the checkpoint directory.
+        checkpoint: what `read_checkpoint` returned.
+
+    Raises:
+        KeyError: the checkpoint's tensors do not fit the model.
     """
-    tensors = load_file(str(Path(path) / "trainable.safetensors"))
+    tensors = checkpoint["tensors"]
     targets = dict(model.named_parameters())
     targets.update(dict(model.named_buffers()))
     unknown = [name for name in tensors if name not in targets]
     missing = [name for name, p in model.named_parameters() if p.requires_grad and name not in tensors]
     if unknown or missing:
         raise KeyError(
-            f"checkpoint {path} does not fit the model: unknown {unknown[:5]}, missing {missing[:5]}"
+            f"checkpoint {checkpoint['path']} does not fit the model: unknown {unknown[:5]}, missing {missing[:5]}"
         )
     with torch.no_grad():
         for name, tensor in tensors.items():
             targets[name].copy_(tensor)
-
-
-def read_checkpoint_file(path: str | os.PathLike, name: str) -> Any:
-    """Read one `torch.save`d file of a checkpoint, never unpickling arbitrary objects.
-
-    Args:
-        path: the checkpoint directory.
-        name: file name, e.g. `"optimizer.pt"`.
-
-    Returns:
-        The loaded object (tensors and plain containers only).
-    """
-    return torch.load(Path(path) / name, map_location="cpu", weights_only=True)
-
-
-def read_state(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a checkpoint's `state.json`.
-
-    Args:
-        path: the checkpoint directory.
-    """
-    return json.loads((Path(path) / STATE_FILE).read_text())

@@ -19,16 +19,14 @@ from tqdm.auto import tqdm
 from studio.core.modes import train_mode
 
 from .callbacks import Callback, CallbackList, TrainState
-from .checkpoint import (
-    checkpoint_root,
-    prune_checkpoints,
-    save_checkpoint,
-)
+from .checkpoint import check_finite_tensors, checkpoint_root, prune_checkpoints, save_checkpoint
 from .data import build_loader
 from .optim import build_optimizer, resolve_mixed_precision, trainable_param_groups
-from .resume import resolve_resume, restore_run
+from .resume import restore_run
 from .rng import capture_rng_state
+from .run_dir import claim_run_folder
 from .schedule import resolve_warmup, warmup_cosine_scheduler
+from .validate import check_count, check_loss, check_number
 
 
 @dataclass
@@ -75,6 +73,7 @@ def train(
     checkpoint_every: int | None = None,
     keep_checkpoints: int = 2,
     resume: bool | str | os.PathLike = False,
+    overwrite: bool = False,
     seed: int = 0,
     progress: bool = True,
 ) -> TrainResult:
@@ -114,165 +113,191 @@ def train(
             (`accelerator.gather_for_metrics`) is up to it.
         eval_every: evaluate every this many optimizer steps as well.
         callbacks: `Callback`s, called on the main process.
-        output_dir: where `checkpoints/step-000123/` go; `None` writes no checkpoint.
+        output_dir: where `checkpoints/step-000123/` go; `None` writes no checkpoint. The run owns the folder
+            while it trains (a `.train.lock` file); a folder holding another run's checkpoints is refused
+            unless `resume` continues that run or `overwrite` replaces it.
         checkpoint_every: write a checkpoint every this many steps; one is always written at the end or on
             stop when `output_dir` is set.
         keep_checkpoints: how many of the newest checkpoints to keep.
         resume: `True` resumes from the newest complete checkpoint in `output_dir` (starting fresh when there
-            is none); a path resumes from that checkpoint.
+            is none; a damaged one is skipped with a warning); a path resumes from that checkpoint. The
+            checkpoint's `seed` and total steps must be this run's.
+        overwrite: delete the checkpoints of another run in `output_dir` before training.
         seed: seeds the global RNGs (offset per process) and the shuffle order.
         progress: show a tqdm bar on the main process.
 
     Returns:
         A `TrainResult`.
+
+    Raises:
+        ValueError: a setting that would train nothing or NaN (`epochs=0`, `lr=nan`, ...); a loss or
+            parameters that became NaN or infinite (naming the step; nothing is saved from it); an output
+            folder in use or holding another run; a checkpoint of another run.
     """
-    if grad_accum_steps < 1:
-        raise ValueError(f"grad_accum_steps must be >= 1, got {grad_accum_steps}")
-    if keep_checkpoints < 1:
-        raise ValueError(f"keep_checkpoints must be >= 1, got {keep_checkpoints}")
+    length = ("max_steps", max_steps) if max_steps is not None else ("epochs", epochs)
+    for name, count in [
+        length,
+        ("batch_size", batch_size),
+        ("grad_accum_steps", grad_accum_steps),
+        ("keep_checkpoints", keep_checkpoints),
+        ("checkpoint_every", checkpoint_every),
+        ("eval_every", eval_every),
+    ]:
+        if count is not None:
+            check_count(name, count)
+    check_number("lr", lr)
+    check_number("weight_decay", weight_decay, allow_zero=True)
+    if max_grad_norm is not None:
+        check_number("max_grad_norm", max_grad_norm)
     accelerator = Accelerator(
         mixed_precision=resolve_mixed_precision(mixed_precision), gradient_accumulation_steps=grad_accum_steps
     )
-    main = accelerator.is_main_process
-    set_seed(seed, device_specific=True)
-    resume_from = resolve_resume(resume, output_dir)
-    root = checkpoint_root(output_dir) if output_dir is not None else None
+    # The run folder is locked until the end, even when training fails.
+    with claim_run_folder(output_dir, resume, overwrite, accelerator) as resume_from:
+        main = accelerator.is_main_process
+        set_seed(seed, device_specific=True)
+        root = checkpoint_root(output_dir) if output_dir is not None else None
 
-    groups = trainable_param_groups(model, param_groups)
-    trainable = [p for group in groups for p in group["params"]]
-    raw_optimizer = build_optimizer(groups, optimizer, lr, weight_decay)
-    raw_loader = build_loader(train_data, batch_size, seed, collate_fn, num_workers)
-    sampler = raw_loader.sampler
-    wrapped, opt, loader = accelerator.prepare(model, raw_optimizer, raw_loader)
-    batches_per_epoch = len(loader)
-    if batches_per_epoch == 0:
-        raise ValueError("train_data yields no batch")
-    steps_per_epoch = math.ceil(batches_per_epoch / grad_accum_steps)
-    total_steps = int(max_steps) if max_steps is not None else int(epochs) * steps_per_epoch
-    # Stepped by hand once per optimizer step: accelerate's prepared scheduler would step once per process.
-    scheduler = warmup_cosine_scheduler(raw_optimizer, resolve_warmup(warmup_steps, total_steps), total_steps)
+        groups = trainable_param_groups(model, param_groups)
+        trainable = [p for group in groups for p in group["params"]]
+        raw_optimizer = build_optimizer(groups, optimizer, lr, weight_decay)
+        raw_loader = build_loader(train_data, batch_size, seed, collate_fn, num_workers)
+        sampler = raw_loader.sampler
+        wrapped, opt, loader = accelerator.prepare(model, raw_optimizer, raw_loader)
+        batches_per_epoch = len(loader)
+        if batches_per_epoch == 0:
+            raise ValueError("train_data yields no batch")
+        steps_per_epoch = math.ceil(batches_per_epoch / grad_accum_steps)
+        total_steps = int(max_steps) if max_steps is not None else int(epochs) * steps_per_epoch
+        # Stepped by hand once per optimizer step: accelerate's prepared scheduler would step once per process.
+        scheduler = warmup_cosine_scheduler(
+            raw_optimizer, resolve_warmup(warmup_steps, total_steps), total_steps
+        )
 
-    step, epoch, consumed = 0, 0, 0
-    last_checkpoint = None
-    if resume_from is not None:
-        expected = {"seed": seed, "total_steps": total_steps}
-        saved = restore_run(resume_from, accelerator, wrapped, opt, scheduler, expected)
-        step, epoch, consumed = saved["step"], saved["epoch"], saved["batches_consumed"]
-        if consumed >= batches_per_epoch:
-            epoch, consumed = epoch + 1, 0
-        last_checkpoint = str(resume_from)
+        step, epoch, consumed = 0, 0, 0
+        last_checkpoint = None
+        if resume_from is not None:
+            expected = {"seed": seed, "total_steps": total_steps}
+            saved = restore_run(resume_from, accelerator, wrapped, opt, scheduler, expected)
+            step, epoch, consumed = saved["step"], saved["epoch"], saved["batches_consumed"]
+            if consumed >= batches_per_epoch:
+                epoch, consumed = epoch + 1, 0
+            last_checkpoint = str(resume_from["path"])
 
-    callback = CallbackList(callbacks, enabled=main)
-    state = TrainState(step=step, total_steps=total_steps, epoch=epoch, lr=scheduler.get_last_lr()[0])
-    result = TrainResult(steps=step, last_checkpoint=last_checkpoint)
-    bar = tqdm(
-        total=total_steps, initial=step, disable=not (progress and main), desc="train", dynamic_ncols=True
-    )
+        callback = CallbackList(callbacks, enabled=main)
+        state = TrainState(step=step, total_steps=total_steps, epoch=epoch, lr=scheduler.get_last_lr()[0])
+        result = TrainResult(steps=step, last_checkpoint=last_checkpoint)
+        bar = tqdm(
+            total=total_steps, initial=step, disable=not (progress and main), desc="train", dynamic_ncols=True
+        )
 
-    def set_mode(training: bool) -> None:
-        inner = accelerator.unwrap_model(wrapped)
-        train_mode(inner, training)
-        # Only the wrapper's own flag: train_mode already chose which inner modules train.
-        wrapped.training = training
+        def set_mode(training: bool) -> None:
+            inner = accelerator.unwrap_model(wrapped)
+            train_mode(inner, training)
+            # Only the wrapper's own flag: train_mode already chose which inner modules train.
+            wrapped.training = training
 
-    def evaluate() -> None:
-        set_mode(False)
-        with torch.no_grad():
-            metrics = dict(eval_fn(wrapped))
+        def evaluate() -> None:
+            set_mode(False)
+            with torch.no_grad():
+                metrics = dict(eval_fn(wrapped))
+            set_mode(True)
+            result.evals.append({"step": step, "epoch": epoch, **metrics})
+            callback("on_evaluate", state, metrics)
+
+        def checkpoint() -> str:
+            # On every process, which hold the same parameters, so that all of them stop together.
+            check_finite_tensors(accelerator.unwrap_model(wrapped), step)
+            rng = [capture_rng_state()]
+            if accelerator.num_processes > 1:
+                rng = gather_object(rng)
+            path = root / f"step-{step:06d}"
+            if main:
+                position = {
+                    "step": step,
+                    "epoch": epoch,
+                    "batches_consumed": consumed,
+                    "seed": seed,
+                    "total_steps": total_steps,
+                }
+                unwrapped = accelerator.unwrap_model(wrapped)
+                save_checkpoint(root, step, unwrapped, opt, scheduler, rng, position, accelerator.scaler)
+                prune_checkpoints(root, keep_checkpoints, step)
+                callback("on_checkpoint", state, str(path))
+            accelerator.wait_for_everyone()
+            return str(path)
+
         set_mode(True)
-        result.evals.append({"step": step, "epoch": epoch, **metrics})
-        callback("on_evaluate", state, metrics)
+        callback("on_train_begin", state)
+        start_time, start_step = time.perf_counter(), step
+        micro_losses: list[torch.Tensor] = []
+        stop = finished = step >= total_steps
+        while not (stop or finished):
+            sampler.set_epoch(epoch)
+            raw_loader.dataset.set_epoch(epoch)
+            epoch_loader = skip_first_batches(loader, consumed) if consumed else loader
+            epoch_loader.set_epoch(epoch)
+            try:
+                for batch in epoch_loader:
+                    with accelerator.accumulate(wrapped):
+                        loss = loss_fn(wrapped, batch)
+                        accelerator.backward(loss)
+                        micro_losses.append(loss.detach().float().reshape(()))
+                        step_lr = scheduler.get_last_lr()[0]
+                        if accelerator.sync_gradients and max_grad_norm is not None:
+                            accelerator.clip_grad_norm_(trainable, max_grad_norm)
+                        opt.step()  # a no-op until the last micro-batch of the accumulation window
+                        if accelerator.sync_gradients and not accelerator.optimizer_step_was_skipped:
+                            scheduler.step()
+                        opt.zero_grad(set_to_none=True)
+                    consumed += 1
+                    if not accelerator.sync_gradients:
+                        continue
 
-    def checkpoint() -> str:
-        rng = [capture_rng_state()]
-        if accelerator.num_processes > 1:
-            rng = gather_object(rng)
-        path = root / f"step-{step:06d}"
-        if main:
-            position = {
-                "step": step,
-                "epoch": epoch,
-                "batches_consumed": consumed,
-                "seed": seed,
-                "total_steps": total_steps,
-            }
-            unwrapped = accelerator.unwrap_model(wrapped)
-            save_checkpoint(root, step, unwrapped, opt, scheduler, rng, position, accelerator.scaler)
-            prune_checkpoints(root, keep_checkpoints)
-            callback("on_checkpoint", state, str(path))
+                    step += 1
+                    step_loss = torch.stack(micro_losses).mean()
+                    micro_losses.clear()
+                    if accelerator.num_processes > 1:
+                        step_loss = accelerator.reduce(step_loss, reduction="mean")
+                    elapsed = time.perf_counter() - start_time
+                    state.step, state.epoch, state.loss, state.lr = step, epoch, step_loss.item(), step_lr
+                    check_loss(state.loss, step, step_lr)  # the same reduced loss on every process
+                    state.elapsed_s = elapsed
+                    state.eta_s = elapsed / (step - start_step) * (total_steps - step)
+                    result.history.append({"step": step, "epoch": epoch, "loss": state.loss, "lr": step_lr})
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{state.loss:.4f}", lr=f"{step_lr:.2e}", refresh=False)
+                    callback("on_step_end", state)
+                    if main and state.should_stop:
+                        accelerator.set_trigger()
+                    # A collective, so every process leaves the loop at the same step.
+                    stop = accelerator.check_trigger()
+                    finished = step >= total_steps
+                    end_of_epoch = consumed >= batches_per_epoch
+                    due = (eval_every and step % eval_every == 0) or end_of_epoch or finished
+                    if eval_fn is not None and not stop and due:
+                        evaluate()
+                    if root is not None and (
+                        stop or finished or (checkpoint_every and step % checkpoint_every == 0)
+                    ):
+                        result.last_checkpoint = checkpoint()
+                    if stop or finished:
+                        break
+            finally:
+                # Breaking out of accelerate's loader skips its own cleanup, which would leave it registered as
+                # the active dataloader and confuse gradient sync in a later run in this process.
+                if hasattr(epoch_loader, "end"):
+                    epoch_loader.end()
+            if not (stop or finished):
+                epoch, consumed = epoch + 1, 0
+
+        bar.close()
+        result.steps = step
+        result.stopped = bool(stop)
+        state.should_stop = bool(stop)
+        callback("on_train_end", state)
         accelerator.wait_for_everyone()
-        return str(path)
-
-    set_mode(True)
-    callback("on_train_begin", state)
-    start_time, start_step = time.perf_counter(), step
-    micro_losses: list[torch.Tensor] = []
-    stop = finished = step >= total_steps
-    while not (stop or finished):
-        sampler.set_epoch(epoch)
-        raw_loader.dataset.set_epoch(epoch)
-        epoch_loader = skip_first_batches(loader, consumed) if consumed else loader
-        epoch_loader.set_epoch(epoch)
-        try:
-            for batch in epoch_loader:
-                with accelerator.accumulate(wrapped):
-                    loss = loss_fn(wrapped, batch)
-                    accelerator.backward(loss)
-                    micro_losses.append(loss.detach().float().reshape(()))
-                    step_lr = scheduler.get_last_lr()[0]
-                    if accelerator.sync_gradients and max_grad_norm is not None:
-                        accelerator.clip_grad_norm_(trainable, max_grad_norm)
-                    opt.step()  # a no-op until the last micro-batch of the accumulation window
-                    if accelerator.sync_gradients and not accelerator.optimizer_step_was_skipped:
-                        scheduler.step()
-                    opt.zero_grad(set_to_none=True)
-                consumed += 1
-                if not accelerator.sync_gradients:
-                    continue
-
-                step += 1
-                step_loss = torch.stack(micro_losses).mean()
-                micro_losses.clear()
-                if accelerator.num_processes > 1:
-                    step_loss = accelerator.reduce(step_loss, reduction="mean")
-                elapsed = time.perf_counter() - start_time
-                state.step, state.epoch, state.loss, state.lr = step, epoch, step_loss.item(), step_lr
-                state.elapsed_s = elapsed
-                state.eta_s = elapsed / (step - start_step) * (total_steps - step)
-                result.history.append({"step": step, "epoch": epoch, "loss": state.loss, "lr": step_lr})
-                bar.update(1)
-                bar.set_postfix(loss=f"{state.loss:.4f}", lr=f"{step_lr:.2e}", refresh=False)
-                callback("on_step_end", state)
-                if main and state.should_stop:
-                    accelerator.set_trigger()
-                # A collective, so every process leaves the loop at the same step.
-                stop = accelerator.check_trigger()
-                finished = step >= total_steps
-                end_of_epoch = consumed >= batches_per_epoch
-                due = (eval_every and step % eval_every == 0) or end_of_epoch or finished
-                if eval_fn is not None and not stop and due:
-                    evaluate()
-                if root is not None and (
-                    stop or finished or (checkpoint_every and step % checkpoint_every == 0)
-                ):
-                    result.last_checkpoint = checkpoint()
-                if stop or finished:
-                    break
-        finally:
-            # Breaking out of accelerate's loader skips its own cleanup, which would leave it registered as
-            # the active dataloader and confuse gradient sync in a later run in this process.
-            if hasattr(epoch_loader, "end"):
-                epoch_loader.end()
-        if not (stop or finished):
-            epoch, consumed = epoch + 1, 0
-
-    bar.close()
-    result.steps = step
-    result.stopped = bool(stop)
-    state.should_stop = bool(stop)
-    callback("on_train_end", state)
-    accelerator.wait_for_everyone()
-    # Drops accelerate's autocast wrapper from the caller's model (CUDA mixed precision) and its references.
-    accelerator.unwrap_model(wrapped, keep_fp32_wrapper=False)
-    accelerator.free_memory()
-    return result
+        # Drops accelerate's autocast wrapper from the caller's model (CUDA mixed precision) and its references.
+        accelerator.unwrap_model(wrapped, keep_fp32_wrapper=False)
+        accelerator.free_memory()
+        return result
