@@ -145,9 +145,13 @@ def generate(
         The images.
 
     Raises:
-        ValueError: an artifact of an unknown kind or for another base model, two SVDiffs, an unknown scheduler,
-            or control inputs that the control artifacts cannot use.
+        ValueError: no steps or no images asked for, an artifact of an unknown kind or for another base model,
+            two SVDiffs, an unknown scheduler, or control inputs that the control artifacts cannot use.
     """
+    if num_inference_steps < 1 or num_images < 1:
+        raise ValueError(
+            f"num_inference_steps and num_images must be >= 1, got {num_inference_steps}, {num_images}"
+        )
     tis, svdiff, controls = split_adapters(pipe, adapters, check_base_model)
     with contextlib.ExitStack() as stack:
         stack.enter_context(scheduler_swapped(pipe, scheduler))

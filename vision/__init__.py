@@ -16,6 +16,7 @@ from .data import ImageDataset, as_dataset, load_image, scan_image_folder
 from .lora import LoRAConfig
 from .models import create_model, data_config, image_transform
 from .ssf import SSFConfig
+from .timm_args import TIMM_ARGS, check_timm_args
 from .train import evaluate, finetune
 from .vpt import VPTConfig
 
@@ -41,8 +42,10 @@ __all__ = [
     "LinearProbeConfig",
     "LoRAConfig",
     "SSFConfig",
+    "TIMM_ARGS",
     "VPTConfig",
     "as_dataset",
+    "check_timm_args",
     "create_model",
     "data_config",
     "evaluate",

@@ -10,7 +10,7 @@ from typing import Any
 import open_clip
 import torch
 
-from studio.core import is_asset_name, resolve_asset
+from studio.core import is_asset_name, reading, resolve_asset
 
 CONFIG_FILE = "open_clip_config.json"
 WEIGHTS_FILE = "open_clip_model.safetensors"
@@ -81,7 +81,8 @@ def _create_bundled(name: str, pretrained: bool | str | None, device: torch.devi
     )
     if isinstance(pretrained, str):
         _check_file(pretrained)
-        open_clip.load_checkpoint(model, pretrained)  # reads on the CPU, copies into place
+        with reading(pretrained, "checkpoint"):
+            open_clip.load_checkpoint(model, pretrained)  # reads on the CPU, copies into place
     return model, preprocess, open_clip.get_tokenizer(local)
 
 
@@ -96,7 +97,8 @@ def _create_open_clip(name: str, pretrained: bool | str | None, device: torch.de
     has_schema = name.startswith(("hf-hub:", "local-dir:"))
     kwargs = {"load_weights": pretrained is not False} if has_schema else {"pretrained": pretrained or None}
     try:
-        model, _, preprocess = open_clip.create_model_and_transforms(name, device=device, **kwargs)
+        with reading(pretrained or name, "checkpoint"):
+            model, _, preprocess = open_clip.create_model_and_transforms(name, device=device, **kwargs)
     except RuntimeError as err:
         if "not found in built-ins" in str(err):
             raise ValueError(f"unknown open_clip model {name!r}; see open_clip.list_models()") from None

@@ -9,10 +9,9 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from torch import nn
 
-from studio.core import get_adapter_state, inject, register_method, save_tensors
+from studio.core import get_adapter_state, inject, read_tensors, register_method, save_tensors
 
 from .config import TextualInversionConfig
 from .layer import ConceptEmbedding
@@ -172,8 +171,7 @@ def read_embeddings(path: str | os.PathLike) -> tuple[str | None, torch.Tensor]:
     if not path.is_file():
         raise FileNotFoundError(f"no embedding file at {path}")
     if path.suffix == ".safetensors":
-        with safe_open(str(path), framework="pt") as f:
-            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
+        state = read_tensors(path, "Textual Inversion embedding")
     else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)

@@ -9,12 +9,20 @@ from __future__ import annotations
 import argparse
 import sys
 
+from PIL import Image
+
 from . import demo, diffusion, ui, vision, vlm
+from .options import Parser
+
+# What a user's input raises once the loading code has named the problem: bad values, missing or unreadable
+# files, unknown names. PIL's decompression-bomb refusal is a verdict on the user's image, never a bug. Any other
+# exception is a bug and keeps its traceback (exit 1).
+USER_ERRORS = (ValueError, OSError, KeyError, Image.DecompressionBombError)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(prog="studio", description=__doc__.splitlines()[0])
+    parser = Parser(prog="studio", description=__doc__.splitlines()[0])
     domains = parser.add_subparsers(dest="command", metavar="COMMAND")
     ui.add_parser(domains)
     vision.add_parser(domains)
@@ -31,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         argv: arguments (default: `sys.argv[1:]`).
 
     Returns:
-        The exit code: 0 on success, 2 for bad input (printed as one readable line, no traceback).
+        The exit code: 0 on success, 2 for bad input (printed as one `studio: error: ...` line, no traceback).
     """
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -43,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         args.run(args)
-    except (ValueError, FileNotFoundError, KeyError, OSError) as err:
+    except USER_ERRORS as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"studio: error: {message}", file=sys.stderr)
+        print(f"studio: error: {' '.join(str(message).split())}", file=sys.stderr)
         return 2
     return 0

@@ -8,7 +8,7 @@ from pathlib import Path
 import diffusion
 from diffusion.conditions import CONDITIONS
 
-from .options import add_key_values
+from .options import add_key_values, finite_float, int_in
 
 
 def _model(parser: argparse.ArgumentParser) -> None:
@@ -166,10 +166,10 @@ def add_parser(domains: argparse._SubParsersAction) -> argparse._SubParsersActio
     gen.add_argument("--prompt", required=True)
     gen.add_argument("--adapter", action="append", default=[], help="artifact folder/file (repeatable)")
     gen.add_argument("--negative-prompt", default=None)
-    gen.add_argument("--steps", type=int, default=30)
-    gen.add_argument("--guidance-scale", type=float, default=7.5)
+    gen.add_argument("--steps", type=int_in(1), default=30, help="sampling steps (>= 1)")
+    gen.add_argument("--guidance-scale", type=finite_float(), default=7.5)
     gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--num-images", type=int, default=1)
+    gen.add_argument("--num-images", type=int_in(1), default=1, help="images per prompt (>= 1)")
     gen.add_argument("--scheduler", default=None, choices=sorted(diffusion.SCHEDULERS))
     gen.add_argument("--control-image", default=None, help="condition image for ControlNet / T2I-Adapter")
     gen.add_argument("--ip-image", default=None, help="reference image for IP-Adapter")

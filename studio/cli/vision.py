@@ -51,7 +51,13 @@ def add_parser(domains: argparse._SubParsersAction) -> None:
         default=None,
         help="local checkpoint file, or 'hub' for timm's weights (default: random init)",
     )
-    add_key_values(fit, "--timm-arg", "extra timm.create_model argument, e.g. img_size=64")
+    add_key_values(
+        fit,
+        "--timm-arg",
+        "extra timm.create_model argument that shapes the model, e.g. img_size=64 (allowed: "
+        + ", ".join(sorted(vision.TIMM_ARGS))
+        + ")",
+    )
     fit.add_argument("--method", default="ssf", choices=sorted(vision.METHOD_CONFIGS))
     add_key_values(fit, "--set", "method option, e.g. num_tokens=50")
     fit.add_argument(
@@ -100,15 +106,15 @@ def _pretrained(value: str | None, model: str) -> bool | str:
 
 def run_finetune(args: argparse.Namespace) -> None:
     """`studio vision finetune`."""
+    config = get_method(args.method).config_cls.from_dict(dict(args.set))  # bad options fail before any work
+    timm_args = vision.check_timm_args(dict(args.timm_arg))
     train_dir, val_dir = _split(Path(args.data), args.val)
     on_corrupt = "skip" if args.skip_corrupt else "error"
     _, classes = vision.scan_image_folder(train_dir, on_corrupt)
-    timm_args = dict(args.timm_arg)
     torch.manual_seed(args.seed)  # a randomly initialised backbone is then re-created identically by `eval`
     model = vision.create_model(
         args.model, num_classes=len(classes), pretrained=_pretrained(args.pretrained, args.model), **timm_args
     )
-    config = get_method(args.method).config_cls(**dict(args.set))
     inject(model, config)
     report = parameter_report(model)
     print(
@@ -156,13 +162,17 @@ def run_eval(args: argparse.Namespace) -> None:
         raise ValueError(
             f"{args.adapter} records no class names; it was not written by `studio vision finetune`"
         )
+    # The folder may come from anyone: only model-shape keywords reach timm (checkpoint_path would open any file).
+    timm_args = vision.check_timm_args(
+        meta.get("timm_args", {}), source=f"{args.adapter} (metadata timm_args)"
+    )
     pretrained = args.pretrained or meta.get("pretrained")
     torch.manual_seed(meta.get("init_seed", 0))
     model = vision.create_model(
         saved["base_model"],
         num_classes=len(meta["classes"]),
         pretrained=_pretrained(pretrained, saved["base_model"]),
-        **meta.get("timm_args", {}),
+        **timm_args,
     )
     load_adapter(model, args.adapter)
     on_corrupt = "skip" if args.skip_corrupt else "error"

@@ -5,9 +5,19 @@ methods here.
 """
 
 from .assets import assets_dir, is_asset_name, resolve_asset
-from .config import AdapterConfig, check_range, hfield
+from .config import AdapterConfig, check_range, conform, hfield
 from .inject import classifier_name, disable_adapters, inject, resolve_modules_to_save
-from .io import atomic_path, load_adapter, read_adapter_config, save_adapter, save_tensors, write_json
+from .io import (
+    atomic_path,
+    check_finite,
+    load_adapter,
+    read_adapter_config,
+    read_tensors,
+    reading,
+    save_adapter,
+    save_tensors,
+    write_json,
+)
 from .layer import AdapterLayer, adapter_layers, adapter_parameter_names
 from .merge import merge, unmerge
 from .modes import train_mode
@@ -26,8 +36,10 @@ __all__ = [
     "adapter_state_dict",
     "assets_dir",
     "atomic_path",
+    "check_finite",
     "check_range",
     "classifier_name",
+    "conform",
     "disable_adapters",
     "find_targets",
     "get_adapter_state",
@@ -40,6 +52,8 @@ __all__ = [
     "merge",
     "parameter_report",
     "read_adapter_config",
+    "read_tensors",
+    "reading",
     "register_method",
     "replace_module",
     "resolve_asset",

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
+import types
+import typing
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Union
 
 
 def hfield(default: Any, help: str, **metadata: Any) -> Any:
@@ -42,12 +46,16 @@ class AdapterConfig:
     )
 
     def __post_init__(self) -> None:
-        if self.modules_to_save is not None and not isinstance(self.modules_to_save, (list, tuple)):
-            raise ValueError(f"modules_to_save must be a list of module names, got {self.modules_to_save!r}")
+        # One check for every field of every method: the value has the annotated type (ints widen to floats,
+        # integral floats narrow to ints, tuples become lists) and every float is finite.
+        hints = _field_types(type(self))
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, conform(f.name, getattr(self, f.name), hints[f.name]))
         self.validate()
 
     def validate(self) -> None:
-        """Raise `ValueError` for out-of-range values. Subclasses extend it."""
+        """Raise `ValueError` for out-of-range values. Subclasses extend it; types and finiteness are
+        already checked when it runs."""
 
     @property
     def mergeable(self) -> bool:
@@ -73,8 +81,88 @@ class AdapterConfig:
         return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
 
 
+@functools.cache
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+class _Mismatch(Exception):
+    """A value that is not of the annotated type (caught to try the next member of a union)."""
+
+
+def conform(name: str, value: Any, hint: Any) -> Any:
+    """Check `value` against the type annotation `hint` of the config field `name`.
+
+    Supports `bool`, `int`, `float`, `str`, `None`, `list[...]` and unions of them; other annotations accept
+    any value. An int is accepted for a float (and returned as a float), an integral float for an int.
+
+    Args:
+        name: the field's name, used in the error message.
+        value: the value to check.
+        hint: the field's resolved annotation.
+
+    Returns:
+        The value, converted where accepted (int to float, integral float to int, tuple to list).
+
+    Raises:
+        ValueError: the value has another type (the message names the field and the expected type), or a
+            float is NaN or infinite.
+    """
+    try:
+        return _conform(name, value, hint)
+    except _Mismatch:
+        raise ValueError(f"{name} must be {_describe(hint)}, got {value!r}") from None
+
+
+def _conform(name: str, value: Any, hint: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        for option in typing.get_args(hint):
+            try:
+                return _conform(name, value, option)
+            except _Mismatch:
+                continue
+        raise _Mismatch
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise _Mismatch
+        (item,) = typing.get_args(hint) or (Any,)
+        return [conform(f"{name}[{i}]", v, item) for i, v in enumerate(value)]
+    if hint is type(None):
+        if value is not None:
+            raise _Mismatch
+        return value
+    if hint is bool or hint is str:
+        if not isinstance(value, hint):
+            raise _Mismatch
+        return value
+    if hint is int or hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _Mismatch
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if hint is float:
+            return float(value)
+        if not float(value).is_integer():
+            raise _Mismatch
+        return int(value)
+    return value
+
+
+def _describe(hint: Any, plural: bool = False) -> str:
+    if typing.get_origin(hint) in (Union, types.UnionType):
+        return " or ".join(_describe(option, plural) for option in typing.get_args(hint))
+    if typing.get_origin(hint) is list:
+        (item,) = typing.get_args(hint) or (Any,)
+        return f"a list of {_describe(item, plural=True)}"
+    names = {bool: ("true or false", "booleans"), int: ("an integer", "integers"), float: ("a number", "numbers"),
+             str: ("a string", "strings"), type(None): ("None", "None")}  # fmt: skip
+    default = getattr(hint, "__name__", str(hint))
+    return names.get(hint, (default, default))[plural]
+
+
 def check_range(name: str, value: float, low: float | None = None, high: float | None = None) -> None:
-    """Raise `ValueError` unless `low <= value <= high` (either bound may be None)."""
-    if (low is not None and value < low) or (high is not None and value > high):
+    """Raise `ValueError` unless `low <= value <= high` (either bound may be None; NaN is never in range)."""
+    if (low is not None and not value >= low) or (high is not None and not value <= high):
         bounds = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
         raise ValueError(f"{name} must be in {bounds}, got {value!r}")

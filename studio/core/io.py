@@ -5,19 +5,22 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
 from .inject import inject
 from .registry import get_method
 from .state import adapter_state_dict, get_adapter_state, require_adapter_state
+from .undo import restored_on_error
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
@@ -58,10 +61,69 @@ def write_json(path: str | os.PathLike, data: dict[str, Any]) -> None:
 def save_tensors(
     path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
 ) -> None:
-    """Write tensors as safetensors, atomically (copies shared or non-contiguous tensors as needed)."""
+    """Write tensors as safetensors, atomically (copies shared or non-contiguous tensors as needed).
+
+    Raises:
+        ValueError: a tensor holds NaN or infinite values (named); nothing is written.
+    """
+    check_finite(tensors, f"refusing to write {path}")
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
+
+
+def check_finite(tensors: dict[str, torch.Tensor], context: str) -> None:
+    """Raise `ValueError` naming the first floating-point tensor that holds NaN or infinite values.
+
+    Args:
+        tensors: tensors by name.
+        context: what was being done, the start of the message (e.g. `"refusing to write x.safetensors"`).
+    """
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ValueError(
+                f"{context}: tensor {name!r} holds NaN or infinite values (did the training diverge? "
+                "try a lower learning rate)"
+            )
+
+
+@contextlib.contextmanager
+def reading(path: str | os.PathLike, what: str = "tensor file") -> Iterator[None]:
+    """Turn the errors libraries raise for a damaged or unsafe file into a `ValueError` naming the file.
+
+    Covers safetensors' errors (truncated or corrupt file), `torch.load(weights_only=True)` refusing pickled
+    objects, and a file that ends early.
+
+    Args:
+        path: the file being read.
+        what: what the file should be, for the message (e.g. `"adapter weights file"`).
+    """
+    try:
+        yield
+    except SafetensorError as err:
+        raise ValueError(f"{path} is not a readable {what} (damaged or truncated? {err})") from None
+    except pickle.UnpicklingError as err:
+        found = re.search(r"unsupported GLOBAL (\S+)", str(err))
+        detail = f": it holds a pickled {found.group(1)}" if found else ""
+        raise ValueError(
+            f"{path} is not a plain {what}{detail}; pickled Python objects are never loaded (save tensors only, "
+            "preferably as .safetensors)"
+        ) from None
+    except EOFError:
+        raise ValueError(f"{path} is not a readable {what}: it ends early (truncated?)") from None
+
+
+def read_tensors(path: str | os.PathLike, what: str = "safetensors file") -> dict[str, torch.Tensor]:
+    """Every tensor of a safetensors file, read in full on the CPU.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file is damaged or truncated (named).
+    """
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    with reading(path, what), safe_open(str(path), framework="pt") as f:
+        return {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
 
 
 def base_model_id(model: nn.Module) -> str | None:
@@ -115,13 +177,16 @@ def read_adapter_config(path: str | os.PathLike) -> dict[str, Any]:
         data = json.loads(file.read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"{file} is not valid JSON: {err}") from None
-    if "method" not in data or "config" not in data:
+    if not isinstance(data, dict) or "method" not in data or not isinstance(data.get("config"), dict):
         raise ValueError(f"{file} has no 'method'/'config': not an Adaptation Studio adapter")
     return data
 
 
 def load_adapter(model: nn.Module, path: str | os.PathLike, check_base_model: bool = True) -> nn.Module:
     """Load an adapter saved by `save_adapter` into a base model (injecting the method first).
+
+    All or nothing: the config and every tensor (names, shapes, dtypes, finiteness) are checked before a value
+    of the model changes, and a failed load leaves the model exactly as it was (no adapter injected).
 
     Args:
         model: a fresh base model of the same architecture, or one already carrying the same method.
@@ -132,12 +197,17 @@ def load_adapter(model: nn.Module, path: str | os.PathLike, check_base_model: bo
         The model with the adapter's tensors loaded.
 
     Raises:
-        ValueError: another method is already injected, the base model differs, or a tensor is missing,
-            unexpected or of another shape (the first mismatching tensor is named).
+        FileNotFoundError: the folder lacks `adapter_config.json` or `adapter_model.safetensors`.
+        ValueError: the config is invalid, another method is already injected, the base model differs, the
+            weights file is damaged, or a tensor is missing, unexpected, of another shape or dtype, or not
+            finite (the first offending tensor is named).
     """
     data = read_adapter_config(path)
     method = get_method(data["method"])
-    config = method.config_cls.from_dict(data["config"])
+    try:
+        config = method.config_cls.from_dict(data["config"])
+    except ValueError as err:
+        raise ValueError(f"{Path(path) / CONFIG_NAME}: {err}") from None
     recorded, actual = data.get("base_model"), base_model_id(model)
     if check_base_model and recorded and actual and recorded != actual:
         raise ValueError(
@@ -145,36 +215,46 @@ def load_adapter(model: nn.Module, path: str | os.PathLike, check_base_model: bo
             "load it onto the same base (or pass check_base_model=False)"
         )
     state = get_adapter_state(model)
-    if state is None:
-        inject(model, config)
-    elif state.config.method != config.method:
+    if state is not None and state.config.method != config.method:
         raise ValueError(
             f"model already carries a {state.config.method!r} adapter; {path} holds a {config.method!r} adapter"
         )
-    _load_tensors(model, Path(path) / WEIGHTS_NAME)
+    file = Path(path) / WEIGHTS_NAME
+    tensors = read_tensors(file, "adapter weights file")
+    check_finite(tensors, str(file))
+    with restored_on_error(model):
+        if state is None:
+            inject(model, config)
+        _check_tensors(adapter_state_dict(model), tensors, file)
+    _copy_tensors(model, tensors)
     return model
 
 
-@torch.no_grad()
-def _load_tensors(model: nn.Module, file: Path) -> None:
-    targets = adapter_state_dict(model)
-    live = {**dict(model.named_buffers()), **dict(model.named_parameters())}
-    with safe_open(str(file), framework="pt") as f:
-        keys = list(f.keys())
-        unexpected = [k for k in keys if k not in targets]
-        if unexpected:
+def _check_tensors(targets: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor], file: Path) -> None:
+    unexpected = [k for k in tensors if k not in targets]
+    if unexpected:
+        raise ValueError(
+            f"{file.name} has tensor {unexpected[0]!r} that this model's adapter does not have "
+            "(saved from another architecture or method?)"
+        )
+    missing = [k for k in targets if k not in tensors]
+    if missing:
+        raise ValueError(f"{file.name} lacks tensor {missing[0]!r} that this model's adapter needs")
+    for key, tensor in tensors.items():
+        target = targets[key]
+        if tensor.shape != target.shape:
             raise ValueError(
-                f"{file.name} has tensor {unexpected[0]!r} that this model's adapter does not have "
-                "(saved from another architecture or method?)"
+                f"adapter tensor {key!r} has shape {tuple(tensor.shape)} but the model expects "
+                f"{tuple(target.shape)}: the adapter was saved from another architecture"
             )
-        missing = [k for k in targets if k not in keys]
-        if missing:
-            raise ValueError(f"{file.name} lacks tensor {missing[0]!r} that this model's adapter needs")
-        for key in keys:
-            tensor = f.get_tensor(key)
-            if tensor.shape != targets[key].shape:
-                raise ValueError(
-                    f"adapter tensor {key!r} has shape {tuple(tensor.shape)} but the model expects "
-                    f"{tuple(targets[key].shape)}: the adapter was saved from another architecture"
-                )
-            live[key].copy_(tensor)
+        if tensor.dtype != target.dtype and not (tensor.is_floating_point() and target.is_floating_point()):
+            raise ValueError(
+                f"adapter tensor {key!r} has dtype {tensor.dtype} but the model expects {target.dtype}"
+            )
+
+
+@torch.no_grad()
+def _copy_tensors(model: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
+    live = {**dict(model.named_buffers()), **dict(model.named_parameters())}
+    for key, tensor in tensors.items():
+        live[key].copy_(tensor)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
+import sys
 
 from .app import build_app, default_workspace
 from .workspace import DEFAULT_MAX_UPLOAD_MB
@@ -32,6 +34,27 @@ def parse_auth(text: str | None) -> tuple[str, str] | None:
     return user, password
 
 
+def is_loopback(host: str) -> bool:
+    """Whether `host` names this machine only (`localhost`, 127.x.y.z, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure_warning(host: str, share: bool, credentials: tuple[str, str] | None) -> str | None:
+    """The warning for a studio that others can reach without a login (None when it is private or locked)."""
+    if credentials is not None or (is_loopback(host) and not share):
+        return None
+    where = "the public share link" if share else f"port on {host}"
+    return (
+        f"warning: the studio has no login and anyone who can reach the {where} can download every file in "
+        "the workspace and run jobs; set a login with --auth-file PATH or the STUDIO_AUTH environment variable"
+    )
+
+
 def launch(
     host: str = LOCALHOST,
     port: int | None = None,
@@ -56,6 +79,9 @@ def launch(
         The running `gr.Blocks` app (its `.local_url` is the address).
     """
     credentials = parse_auth(auth)  # a malformed --auth fails before the slow build
+    warning = exposure_warning(host, share, credentials)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     app = build_app(workspace or default_workspace(), max_upload_mb)
     ws = app.studio.workspace
     # Gradio stores uploads in its temp folder before a handler sees them: keep that inside the workspace too.
