@@ -47,14 +47,16 @@ def control_sampler(
         The function.
     """
     loaded = LoadedControl(method, control, image_encoder=encoder)
-    guide = example.condition if example.condition is not None else example.image
+    # An IP-Adapter is guided by the training image itself; ControlNets and T2I-Adapters by its condition.
+    by_image = method == "ip_adapter"
+    guide = example.image if by_image else example.condition
 
     def sample() -> list[Image.Image]:
         pipeline, extra = build_call(
             pipe,
             [loaded],
-            control_image=example.condition,
-            ip_image=example.image,
+            control_image=None if by_image else example.condition,
+            ip_image=example.image if by_image else None,
             install_ip=False,
             extract=False,
             guidance_scale=guidance_scale,

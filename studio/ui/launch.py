@@ -8,7 +8,7 @@ import socket
 import sys
 
 from .app import build_app, default_workspace
-from .workspace import DEFAULT_MAX_UPLOAD_MB
+from .workspace import DEFAULT_MAX_UPLOAD_MB, Workspace
 
 LOCALHOST = "127.0.0.1"
 
@@ -55,6 +55,23 @@ def exposure_warning(host: str, share: bool, credentials: tuple[str, str] | None
     )
 
 
+def use_temp_folder(folder: str | os.PathLike) -> str:
+    """Make `folder` gradio's temp folder for this process, unless the user chose one (`GRADIO_TEMP_DIR`).
+
+    Gradio reads `GRADIO_TEMP_DIR` at several moments: each component when it is built (where it writes the
+    files it serves: generated images, downloads), the server when it starts (the folder it serves as its own)
+    and each upload. All of them must agree, or the server answers 403 for what the components wrote; so this
+    runs before the page is built, and a later launch in the same process keeps the first choice.
+
+    Args:
+        folder: the folder to use (normally inside the workspace, so uploads stay there too).
+
+    Returns:
+        The temp folder gradio uses.
+    """
+    return os.environ.setdefault("GRADIO_TEMP_DIR", str(folder))
+
+
 def launch(
     host: str = LOCALHOST,
     port: int | None = None,
@@ -82,10 +99,9 @@ def launch(
     warning = exposure_warning(host, share, credentials)
     if warning:
         print(warning, file=sys.stderr, flush=True)
-    app = build_app(workspace or default_workspace(), max_upload_mb)
-    ws = app.studio.workspace
-    # Gradio stores uploads in its temp folder before a handler sees them: keep that inside the workspace too.
-    os.environ.setdefault("GRADIO_TEMP_DIR", str(ws.tmp / "gradio"))
+    ws = Workspace(workspace or default_workspace(), max_upload_mb)
+    use_temp_folder(ws.tmp / "gradio")
+    app = build_app(ws.root, max_upload_mb)
     port = port or free_port(host if host != "0.0.0.0" else LOCALHOST)
     app.queue(default_concurrency_limit=4)
     app.launch(

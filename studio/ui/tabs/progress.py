@@ -6,6 +6,7 @@ of its kinds up again; a per-page version number skips redraws when nothing chan
 
 from __future__ import annotations
 
+import html
 import math
 from typing import Any
 
@@ -28,20 +29,25 @@ def _duration(seconds: float) -> str:
 def status_line(job: Job | None) -> str:
     """One Markdown line about `job` (or a hint when there is none)."""
     if job is None:
-        return "No training yet: set it up above and press **Train**."
+        return "Nothing has run in this tab yet: set it up above and start it."
     steps = f"step {job.step}/{job.total_steps}" if job.total_steps else ""
     timing = (
         f"elapsed {_duration(job.elapsed_s)}, ETA {_duration(job.eta_s)}" if job.status == "running" else ""
     )
-    parts = [f"**{job.title}**", f"`{job.status}`", steps, timing, job.message]
+    # Titles and messages carry user text (a token like <my-cat>): escaped, or Markdown eats it as a tag.
+    parts = [f"**{_escape(job.title)}**", f"`{job.status}`", steps, timing, _escape(job.message)]
     return " · ".join(p for p in parts if p)
+
+
+def _escape(text: str) -> str:
+    return html.escape(text or "", quote=False)
 
 
 def loss_frame(job: Job | None) -> pd.DataFrame:
     """`step`, `loss` columns of the job's loss history (thinned to `MAX_POINTS`)."""
     pairs = [] if job is None else [p for p in job.losses if math.isfinite(p[1])]
     stride = max(1, math.ceil(len(pairs) / MAX_POINTS))
-    return pd.DataFrame(pairs[::stride], columns=["step", "loss"])
+    return _numeric(pd.DataFrame(pairs[::stride], columns=["step", "loss"]), "step", "loss")
 
 
 def metric_frame(job: Job | None) -> pd.DataFrame:
@@ -49,7 +55,13 @@ def metric_frame(job: Job | None) -> pd.DataFrame:
     rows = []
     for entry in [] if job is None else job.metrics:
         rows += [[entry["step"], v, k] for k, v in entry.items() if k != "step" and "acc" in k]
-    return pd.DataFrame(rows, columns=["step", "value", "metric"])
+    return _numeric(pd.DataFrame(rows, columns=["step", "value", "metric"]), "step", "value")
+
+
+def _numeric(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
+    # Gradio picks each axis's type from the column's dtype: an empty or mixed column is `object`, which it
+    # draws as a categorical axis (smallest value on top, raw 10-decimal labels, no line between points).
+    return frame.astype({c: "float64" for c in columns})
 
 
 class ProgressPanel:
@@ -85,8 +97,9 @@ class ProgressPanel:
                 height=240, visible=metric_plot, y_lim=[0, 1],
             )  # fmt: skip
         self.gallery = gr.Gallery(
-            label="preview samples", columns=6, height=220, visible=previews, elem_id=f"{prefix}-previews"
-        )
+            label="preview samples", columns=6, height="auto", object_fit="contain", format="png",
+            visible=previews, elem_id=f"{prefix}-previews",
+        )  # fmt: skip
         self.version = gr.State(-1)
         self.outputs = [self.status, self.loss, self.metric, self.gallery, self.version]
 
