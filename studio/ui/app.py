@@ -37,7 +37,8 @@ class Studio:
         self.classifiers = fewshot_task.ClassifierCache()
         runners = {"vit": vit_task.run, "fewshot": fewshot_task.run}
         runners.update(_diffusion_runners())
-        self.jobs = JobQueue(self.workspace, {kind: self._bind(fn) for kind, fn in runners.items()})
+        lanes = {"fewshot": fewshot_task.LANE}  # a seconds-long fit never waits behind a training
+        self.jobs = JobQueue(self.workspace, {kind: self._bind(fn) for kind, fn in runners.items()}, lanes)
 
     def _bind(self, fn):
         return lambda ctx: fn(self, ctx)

@@ -118,10 +118,8 @@ def build(studio, timer: gr.Timer) -> None:
     seen = gr.State(None)
 
     def on_fit(files, classnames, model, pretrained, method, name, *values):
-        job = start(
-            studio, files, classnames, model, pretrained, method, name, form.options(method, list(values))
-        )
-        return panel.render(studio.jobs.get(job))
+        start(studio, files, classnames, model, pretrained, method, name, form.options(method, list(values)))
+        return panel.redraw()
 
     def on_classify(name, picture):
         return classify(studio, studio.classifiers, chosen_classifier(studio, name), picture)

@@ -101,8 +101,8 @@ def build(studio, timer: gr.Timer) -> None:
         options.update(
             {"num_vectors": int(vectors)} if method == "textual_inversion" else {"train_text_encoder": te}
         )
-        job = start(studio, files, model, method, token, init_word, steps, preview_every, name, options)
-        return panel.render(studio.jobs.get(job))
+        start(studio, files, model, method, token, init_word, steps, preview_every, name, options)
+        return panel.redraw()
 
     inputs = [
         files,

@@ -113,10 +113,8 @@ def build(studio, timer: gr.Timer) -> None:
 
     def on_train(source, task, files, model, weights, method, epochs, lr, batch_size, name, *values):
         options = form.options(method, list(values))
-        job = start(
-            studio, source, task, files, model, weights, method, epochs, lr, batch_size, name, options
-        )
-        return panel.render(studio.jobs.get(job))
+        start(studio, source, task, files, model, weights, method, epochs, lr, batch_size, name, options)
+        return panel.redraw()
 
     def on_download():
         job = panel.job()
