@@ -1,6 +1,7 @@
 """The tabs' handlers on the bundled reference models: training jobs, classifying, sampling, the library."""
 
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -127,10 +128,12 @@ def test_method_forms_round_trip_every_default_with_help_texts():
     assert all(c.info for c in form.inputs)  # every option has its config's help text
     for method, cls in vision.METHOD_CONFIGS.items():
         assert cls(**form.options(method, values)) == cls()
-    with pytest.raises(ValueError, match="whole number"):
-        form.options(
-            "vpt", [2.5 if c.label == "num tokens" else v for c, v in zip(form.inputs, values, strict=True)]
-        )
+    for bad, message in ((2.5, "whole number"), (float("inf"), "num_tokens must be a finite number")):
+        with pytest.raises(ValueError, match=message):
+            form.options(
+                "vpt",
+                [bad if c.label == "num tokens" else v for c, v in zip(form.inputs, values, strict=True)],
+            )
 
 
 def test_build_app_has_every_tab(tmp_path):
@@ -140,3 +143,57 @@ def test_build_app_has_every_tab(tmp_path):
     labels = {b.label for b in app.blocks.values() if isinstance(b, gr.Tab)}
     assert labels == {"Personalize", "Control", "Generate", "ViT fine-tune", "Few-shot CLIP", "Library"}
     assert (tmp_path / "ws" / "jobs").is_dir() and app.studio.workspace.root == (tmp_path / "ws").resolve()
+
+
+def test_a_bad_image_among_good_ones_is_named_before_anything_is_queued(studio, concept_files, tmp_path):
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    files = [*concept_files, str(empty), concept_files[0]]  # the bad file is not the first one
+    with pytest.raises(ValueError, match=r"^empty\.png is not a readable image \(an empty file\)"):
+        personalize.start(studio, files, "studio/shapes-sd", "textual_inversion", "<x>", "shape", 10, 0, "")
+    assert not studio.jobs.jobs
+
+
+@pytest.mark.parametrize(
+    ("steps", "preview_every", "message"),
+    [
+        (1e12, 0, "steps must be ≤ 100,000, got 1e+12"),
+        (0, 0, "steps must be ≥ 1, got 0"),
+        (2.5, 0, "steps must be a whole number"),
+        (10, -1, "preview every must be ≥ 0"),
+        (float("nan"), 0, "steps must be a finite number"),
+    ],
+)
+def test_training_numbers_are_bounded_with_the_reason(studio, concept_files, steps, preview_every, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        personalize.start(
+            studio, concept_files, "studio/shapes-sd", "svdiff", "<x>", "cat", steps, preview_every, ""
+        )
+    assert not studio.jobs.jobs
+
+
+@pytest.mark.parametrize(
+    ("lr", "batch", "message"),
+    [(-1, 4, "learning rate must be ≥ 0, got -1"), (float("inf"), 4, "learning rate must be a finite number"),
+     (0, 1e9, "batch size must be ≤ 64")],
+)  # fmt: skip
+def test_personalize_options_are_bounded(lr, batch, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        personalize.options_from_form("textual_inversion", batch, lr, 1, False)
+    assert personalize.options_from_form("svdiff", 2, 0, 1, True) == {
+        "batch_size": 2,
+        "train_text_encoder": True,
+    }
+
+
+def test_vit_numbers_and_sampling_seed_are_bounded(studio):
+    with pytest.raises(ValueError, match=re.escape("learning rate must be > 0, got -1")):
+        vit.start(
+            studio, "bundled task", "novel-shapes", None, "studio/shapes-vit", "", "ssf", 1, -1, 8, "", {}
+        )
+    settings = {"model": "studio/shapes-sd", "prompt": "a star", "seed": 1e20, "steps": 2, "guidance": 7.5}
+    with pytest.raises(gr.Error, match=re.escape("seed must be ≤ 4,294,967,295, got 1e+20")):
+        guarded(sample)(studio, PipelineCache(), settings)
+    with pytest.raises(gr.Error, match="seed must be ≥ 0"):
+        guarded(sample)(studio, PipelineCache(), {**settings, "seed": -1})
+    assert not studio.jobs.jobs

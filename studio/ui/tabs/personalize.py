@@ -7,13 +7,16 @@ import gradio as gr
 import diffusion
 
 from ..errors import guarded
+from ..forms import number
 from ..tasks.diffusion import PERSONALIZE_METHODS
-from ..workspace import list_images
+from ..workspace import check_upload, list_images
 from .progress import ProgressPanel
 from .training import base_model_box, run_controls, run_params
 
 TITLE = "Personalize"
 MAX_IMAGES = 50
+MAX_BATCH = 64
+MAX_VECTORS = 16
 TI_HELP = diffusion.TextualInversionConfig.help()
 
 
@@ -50,6 +53,32 @@ def start(studio, files, model, method, token, init_word, steps, preview_every, 
     params.update(token=token, init_word=(init_word or "").strip())
     params["name"] = name or f"{method}-{token.strip('<>')}"
     return studio.jobs.submit("personalize", params, title=f"{method} {token} on {count} images").id
+
+
+def options_from_form(method: str, batch_size, lr, vectors, text_encoder: bool) -> dict:
+    """The `diffusion.personalize` options the tab's option controls set, checked before anything is queued.
+
+    Args:
+        method: `"textual_inversion"` or `"svdiff"`.
+        batch_size: images per step.
+        lr: learning rate; 0 keeps the method's default.
+        vectors: Textual Inversion's vectors per token.
+        text_encoder: SVDiff: also shift the text encoder.
+
+    Raises:
+        ValueError: a number out of bounds (one line naming it).
+    """
+    options = {"batch_size": number("batch size", batch_size, minimum=1, maximum=MAX_BATCH, whole=True)}
+    lr = number("learning rate", lr or 0, minimum=0, maximum=1)
+    if lr:
+        options["lr"] = lr
+    if method == "textual_inversion":
+        options["num_vectors"] = number(
+            "vectors per token", vectors, minimum=1, maximum=MAX_VECTORS, whole=True
+        )
+    else:
+        options["train_text_encoder"] = bool(text_encoder)
+    return options
 
 
 def build(studio, timer: gr.Timer) -> None:
@@ -97,10 +126,7 @@ def build(studio, timer: gr.Timer) -> None:
     def on_train(
         files, model, method, token, init_word, steps, preview_every, name, batch_size, lr, vectors, te
     ):
-        options = {"batch_size": int(batch_size), **({"lr": float(lr)} if lr else {})}
-        options.update(
-            {"num_vectors": int(vectors)} if method == "textual_inversion" else {"train_text_encoder": te}
-        )
+        options = options_from_form(method, batch_size, lr, vectors, te)
         start(studio, files, model, method, token, init_word, steps, preview_every, name, options)
         return panel.redraw()
 
@@ -118,5 +144,6 @@ def build(studio, timer: gr.Timer) -> None:
         num_vectors,
         text_encoder,
     ]
+    files.upload(guarded(check_upload), files, None, show_progress="hidden")
     train.click(guarded(on_train), inputs, panel.outputs)
     panel.bind(timer)

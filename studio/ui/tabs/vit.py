@@ -7,7 +7,7 @@ import gradio as gr
 import vision
 
 from ..errors import guarded
-from ..forms import MethodForm
+from ..forms import MethodForm, number
 from ..tasks.vit import BUNDLED_TASKS, bundled_dataset
 from .progress import ProgressPanel
 
@@ -49,9 +49,9 @@ def start(studio, source, task, files, model, weights, method, epochs, lr, batch
         "weights": weights or "",
         "method": method,
         "options": options,
-        "epochs": int(epochs),
-        "lr": float(lr),
-        "batch_size": int(batch_size),
+        "epochs": number("epochs", epochs, minimum=1, maximum=10_000, whole=True),
+        "lr": number("learning rate", lr, above=0, maximum=1),
+        "batch_size": number("batch size", batch_size, minimum=1, maximum=4096, whole=True),
         "name": name or f"vit-{method}-{label}",
     }
     return studio.jobs.submit("vit", params, title=f"{method} on {label}").id
