@@ -197,3 +197,30 @@ def test_vit_numbers_and_sampling_seed_are_bounded(studio):
     with pytest.raises(gr.Error, match="seed must be ≥ 0"):
         guarded(sample)(studio, PipelineCache(), {**settings, "seed": -1})
     assert not studio.jobs.jobs
+
+
+def test_library_delete_asks_first_and_leaves_nothing_else_selected(studio, tmp_path):
+    from studio.ui.library import Entry
+    from studio.ui.tabs import library
+
+    source = tmp_path / "adapter"
+    source.mkdir()
+    (source / "adapter_config.json").write_text("{}")
+    for name in ("older", "newer"):
+        studio.library.publish(source, Entry(name, "vision", "ssf", "studio/shapes-vit"))
+    row, question, pending = library.ask_delete("older")
+    assert row.visible is True and "older" in question and pending == "older"
+    assert [e.name for e in studio.library.entries()] == ["newer", "older"]  # nothing deleted yet
+    new_name, row, pending = library.select("newer")  # a new pick withdraws the question
+    assert new_name == "newer" and row.visible is False and pending is None
+    table, choices, new_name, note, row, pending = library.confirm_delete(studio, "older")
+    assert [e.name for e in studio.library.entries()] == ["newer"] and note == "deleted older"
+    assert choices.value is None and new_name == "" and row.visible is False and pending is None
+    assert [r[0] for r in table] == ["newer"]
+    assert library.artifact_choices(studio, "older").value is None  # a tick never jumps to another artifact
+    with pytest.raises(ValueError, match="press Delete first"):
+        library.confirm_delete(studio, None)
+    with pytest.raises(ValueError, match="pick an artifact to delete"):
+        library.ask_delete(None)
+    _, choices, new_name, _ = library.rename(studio, "newer", "renamed")
+    assert choices.value == new_name == "renamed"
