@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
@@ -145,3 +146,22 @@ class MethodForm:
             for (name, f, _), value in zip(self.controls, values, strict=True)
             if name == method
         }
+
+
+def restore_on_load(
+    job: Callable[[], Any], controls: list[gr.components.Component], values: Callable[[dict], list]
+) -> None:
+    """After a page (re)load, set a tab's controls from the record of the job it shows, so the form
+    describes that job rather than the defaults. Create it inside the tab's layout.
+
+    Args:
+        job: returns the job the tab shows, or None (e.g. `ProgressPanel.job`).
+        controls: the controls to fill.
+        values: the job's params -> one value per control.
+    """
+
+    def fill() -> list[Any]:
+        shown = job()
+        return [gr.skip()] * len(controls) if shown is None else values(shown.params)
+
+    gr.on(None, fill, None, controls, queue=False, show_progress="hidden")

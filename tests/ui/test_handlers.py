@@ -224,3 +224,38 @@ def test_library_delete_asks_first_and_leaves_nothing_else_selected(studio, tmp_
         library.ask_delete(None)
     _, choices, new_name, _ = library.rename(studio, "newer", "renamed")
     assert choices.value == new_name == "renamed"
+
+
+def test_a_reload_fills_the_personalize_form_from_the_job_it_shows(
+    studio, concept_files, tmp_path, monkeypatch
+):
+    from dataclasses import asdict
+
+    from studio.core import write_json
+    from studio.ui import build_app
+    from studio.ui.jobs import Job
+
+    typed = ["studio/shapes-sd", "svdiff", "<kitty>", "cat", 7, 0, "my-kitty", 2, 3e-3, 1, True]
+    sent = {}
+    monkeypatch.setattr(
+        studio.jobs,
+        "submit",
+        lambda kind, params, title: sent.update(params) or Job("j", kind, title, params),
+    )
+    personalize.start(studio, concept_files, *typed[:7], personalize.options_from_form("svdiff", *typed[7:]))
+    workspace = tmp_path / "reloaded"
+    write_json(
+        workspace / "jobs" / "j" / "job.json",
+        asdict(Job("j", "personalize", "svdiff", sent, status="running")),
+    )
+    fill = _page_load_handler(build_app(workspace))
+    labels = [o.label for o in fill.outputs]
+    restored = dict(zip(labels, fill.fn(), strict=True))
+    assert restored == dict(zip(labels, typed, strict=True))
+    untouched = _page_load_handler(build_app(tmp_path / "fresh")).fn()  # no job: the defaults stay
+    assert untouched == [gr.skip()] * len(labels)
+
+
+def _page_load_handler(app):
+    (handler,) = [f for f in app.fns.values() if any(event == "load" for _, event in f.targets)]
+    return handler

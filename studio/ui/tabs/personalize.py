@@ -7,7 +7,7 @@ import gradio as gr
 import diffusion
 
 from ..errors import guarded
-from ..forms import number
+from ..forms import number, restore_on_load
 from ..tasks.diffusion import PERSONALIZE_METHODS
 from ..workspace import check_upload, list_images
 from .progress import ProgressPanel
@@ -15,6 +15,7 @@ from .training import base_model_box, run_controls, run_params
 
 TITLE = "Personalize"
 MAX_IMAGES = 50
+DEFAULT_BATCH = 4
 MAX_BATCH = 64
 MAX_VECTORS = 16
 TI_HELP = diffusion.TextualInversionConfig.help()
@@ -81,6 +82,16 @@ def options_from_form(method: str, batch_size, lr, vectors, text_encoder: bool) 
     return options
 
 
+def form_values(params: dict) -> list:
+    """A job's parameters as the values of the tab's controls (all but the upload), in `build`'s order."""
+    options = params.get("options", {})
+    return [
+        params["model"], params["method"], params["token"], params["init_word"], params["steps"],
+        params["preview_every"], params["name"], options.get("batch_size", DEFAULT_BATCH),
+        options.get("lr", 0), options.get("num_vectors", 1), options.get("train_text_encoder", False),
+    ]  # fmt: skip
+
+
 def build(studio, timer: gr.Timer) -> None:
     """Lay out the tab and wire its events."""
     files = gr.File(
@@ -106,7 +117,9 @@ def build(studio, timer: gr.Timer) -> None:
         )
         steps, preview_every, name = run_controls("personalize")
     with gr.Accordion("options", open=False), gr.Row():
-        batch_size = gr.Number(4, label="batch size", precision=0, minimum=1, info="Images per step.")
+        batch_size = gr.Number(
+            DEFAULT_BATCH, label="batch size", precision=0, minimum=1, info="Images per step."
+        )
         lr = gr.Number(
             0,
             label="learning rate",
@@ -144,6 +157,7 @@ def build(studio, timer: gr.Timer) -> None:
         num_vectors,
         text_encoder,
     ]
+    restore_on_load(panel.job, inputs[1:], form_values)
     files.upload(guarded(check_upload), files, None, show_progress="hidden")
     train.click(guarded(on_train), inputs, panel.outputs)
     panel.bind(timer)
