@@ -14,6 +14,11 @@ def add_parser(domains: argparse._SubParsersAction) -> None:
     parser.add_argument("--auth", default=None, metavar="USER:PASSWORD", help="require this login")
     parser.add_argument("--workspace", default=None, help="folder for uploads, jobs and artifacts")
     parser.add_argument("--max-upload-mb", type=float, default=200, help="largest accepted upload")
+    parser.add_argument(
+        "--models-dir",
+        default=None,
+        help="folder of local models and weights the page may load (besides the workspace)",
+    )
     parser.set_defaults(run=run_ui)
 
 
@@ -22,6 +27,8 @@ def run_ui(args: argparse.Namespace) -> None:
     from studio.ui import launch  # gradio loads only when the studio is asked for
 
     try:
-        launch(args.host, args.port, args.share, args.auth, args.workspace, args.max_upload_mb)
+        launch(
+            args.host, args.port, args.share, args.auth, args.workspace, args.max_upload_mb, args.models_dir
+        )
     except KeyboardInterrupt:
         print("studio stopped")

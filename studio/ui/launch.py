@@ -39,6 +39,7 @@ def launch(
     auth: str | None = None,
     workspace: str | os.PathLike | None = None,
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+    models_dir: str | os.PathLike | None = None,
     block: bool = True,
 ):
     """Build and serve the studio, printing its address.
@@ -50,13 +51,14 @@ def launch(
         auth: `"user:password"` to require a login.
         workspace: the workspace folder (default `$STUDIO_WORKSPACE` or `~/.cache/adaptation-studio/workspace`).
         max_upload_mb: the most megabytes one upload may hold.
+        models_dir: a folder besides the workspace that the page's model and weights boxes may name files in.
         block: serve until interrupted; False returns right after start (for tests).
 
     Returns:
         The running `gr.Blocks` app (its `.local_url` is the address).
     """
     credentials = parse_auth(auth)  # a malformed --auth fails before the slow build
-    app = build_app(workspace or default_workspace(), max_upload_mb)
+    app = build_app(workspace or default_workspace(), max_upload_mb, models_dir)
     ws = app.studio.workspace
     # Gradio stores uploads in its temp folder before a handler sees them: keep that inside the workspace too.
     os.environ.setdefault("GRADIO_TEMP_DIR", str(ws.tmp / "gradio"))

@@ -259,3 +259,20 @@ def test_a_reload_fills_the_personalize_form_from_the_job_it_shows(
 def _page_load_handler(app):
     (handler,) = [f for f in app.fns.values() if any(event == "load" for _, event in f.targets)]
     return handler
+
+
+def test_model_boxes_cannot_make_the_server_read_outside_its_folders(studio, fewshot_files, concept_files):
+    files, classes, _ = fewshot_files
+    with pytest.raises(ValueError, match=r"^pretrained: '/etc/passwd' is outside the folders"):
+        fewshot.start(
+            studio, files, ", ".join(classes), "studio/shapes-clip", "/etc/passwd", "tip_adapter", "", {}
+        )
+    with pytest.raises(ValueError, match=r"^weights: '/etc/hostname' is outside"):
+        vit.start(studio, "bundled task", "novel-shapes", None, "studio/shapes-vit", "/etc/hostname", "ssf", 1, 0.01,
+                  8, "", {})  # fmt: skip
+    with pytest.raises(ValueError, match=r"^base model: '/etc' is outside"):
+        personalize.start(studio, concept_files, "/etc", "svdiff", "<x>", "cat", 2, 0, "")
+    settings = {"model": "local-dir:/", "prompt": "a star", "seed": 0, "steps": 2, "guidance": 7.5}
+    with pytest.raises(gr.Error, match="model: 'local-dir:/' is outside"):
+        guarded(sample)(studio, PipelineCache(), settings)
+    assert not studio.jobs.jobs

@@ -6,6 +6,7 @@ import zipfile
 import pytest
 from PIL import Image
 
+from studio.ui.models import ModelPaths
 from studio.ui.workspace import Workspace, check_upload, safe_name
 
 
@@ -125,3 +126,42 @@ def test_every_unreadable_image_of_a_zip_is_listed_by_its_member_name(tmp_path, 
     message = str(err.value)
     assert "data.zip:train/star/cut.jpg (truncated" in message
     assert "data.zip:train/heart/empty.png (an empty file)" in message
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "/etc/passwd",
+        "~/.ssh/id_rsa",
+        "../outside.safetensors",
+        "local-dir:/etc",
+        "studio/../../etc",
+        "x/../../y.pt",
+    ],
+)
+def test_a_local_model_path_outside_the_allowed_folders_is_refused(tmp_path, typed):
+    paths = ModelPaths(tmp_path / "ws")
+    with pytest.raises(ValueError, match=r"^pretrained: .* (outside the folders|not a bundled)") as err:
+        paths.check("pretrained", typed)
+    assert "\n" not in str(err.value)
+
+
+def test_names_hub_ids_and_files_in_the_allowed_folders_pass(tmp_path):
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "clip.pt").write_bytes(b"")
+    ws = Workspace(tmp_path / "ws")
+    (ws.root / "mine.safetensors").write_bytes(b"")
+    only_workspace, both = ModelPaths(ws.root), ModelPaths(ws.root, models)
+    for name in ("studio/shapes-sd", "org/model", "hf-hub:org/model", "ViT-B-32", "laion2b_s34b_b79k", ""):
+        assert both.check("model", name) == name
+    assert both.check("weights", "none", keywords=("none",)) == "none"
+    assert both.check("weights", "mine.safetensors") == str(
+        ws.root / "mine.safetensors"
+    )  # inside the workspace
+    assert both.check("pretrained", str(models / "clip.pt")) == str(models / "clip.pt")
+    assert both.check("model", f"local-dir:{models}") == f"local-dir:{models}"
+    with pytest.raises(ValueError, match="start the studio with --models-dir"):
+        only_workspace.check("pretrained", str(models / "clip.pt"))
+    with pytest.raises(ValueError, match="no such folder"):
+        ModelPaths(ws.root, tmp_path / "missing")

@@ -38,8 +38,8 @@ def start(studio, files, classnames, model, pretrained, method, name, options) -
     params = {
         "data": str(folder.relative_to(studio.workspace.root)),
         "classnames": names,
-        "model": (model or "").strip() or "studio/shapes-clip",
-        "pretrained": pretrained or "",
+        "model": studio.models.check("CLIP model", model) or "studio/shapes-clip",
+        "pretrained": studio.models.check("pretrained", pretrained),
         "method": method,
         "options": options,
         "name": name or f"clip-{method}",

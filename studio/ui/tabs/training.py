@@ -37,12 +37,12 @@ def run_params(studio, folder, model, method, steps, preview_every, name, option
     """The job parameters every diffusion training has (the tab adds its own).
 
     Raises:
-        ValueError: steps or the preview interval out of bounds.
+        ValueError: steps or the preview interval out of bounds, a local model outside the allowed folders.
     """
     steps = number("steps", steps, minimum=1, maximum=MAX_STEPS, whole=True)
     return {
         "data": str(folder.relative_to(studio.workspace.root)),
-        "model": (model or "").strip() or DEFAULT_PIPELINE,
+        "model": studio.models.check("base model", model) or DEFAULT_PIPELINE,
         "method": method,
         "steps": steps,
         "preview_every": number("preview every", preview_every or 0, minimum=0, maximum=steps, whole=True),

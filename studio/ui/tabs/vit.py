@@ -45,8 +45,8 @@ def start(studio, source, task, files, model, weights, method, epochs, lr, batch
         data, label = bundled_dataset(studio, task), task
     params = {
         "data": str(data.relative_to(studio.workspace.root)),
-        "model": model.strip(),
-        "weights": weights or "",
+        "model": studio.models.check("backbone", model),
+        "weights": studio.models.check("weights", weights, keywords=("none",)),
         "method": method,
         "options": options,
         "epochs": number("epochs", epochs, minimum=1, maximum=10_000, whole=True),

@@ -130,12 +130,14 @@ def sample(
         `(image path, caption)` pairs for the gallery.
 
     Raises:
-        ValueError: no prompt, or a seed, step count or guidance out of bounds.
+        ValueError: no prompt, a seed, step count or guidance out of bounds, or a local model outside the
+            allowed folders.
     """
     if not (settings.get("prompt") or "").strip():
         raise ValueError("type a prompt")
     settings = {
         **settings,
+        "model": studio.models.check("model", settings.get("model")),
         "seed": number("seed", settings.get("seed"), minimum=0, maximum=MAX_SEED, whole=True),
         "steps": number("steps", settings.get("steps"), minimum=1, maximum=MAX_SAMPLING_STEPS, whole=True),
         "guidance": number("guidance", settings.get("guidance"), minimum=0, maximum=100),
