@@ -33,6 +33,11 @@ def add_parser(domains: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--max-upload-mb", type=finite_float(0, strict=True), default=200, help="largest accepted upload"
     )
+    parser.add_argument(
+        "--models-dir",
+        default=None,
+        help="folder of local models and weights the page may load (besides the workspace)",
+    )
     parser.set_defaults(run=run_ui)
 
 
@@ -59,6 +64,8 @@ def run_ui(args: argparse.Namespace) -> None:
 
     auth = resolve_auth(args)
     try:
-        launch(args.host, args.port, args.share, auth, args.workspace, args.max_upload_mb)
+        launch(
+            args.host, args.port, args.share, auth, args.workspace, args.max_upload_mb, args.models_dir
+        )
     except KeyboardInterrupt:
         print("studio stopped")

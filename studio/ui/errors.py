@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 from collections.abc import Callable
@@ -25,6 +26,30 @@ def readable(err: BaseException) -> str:
     if not message:
         return type(err).__name__
     return message.splitlines()[0] if len(message) > 500 else message
+
+
+# OS errors that a later try may not meet again: a full disk or quota, a busy or flaky device, a timeout.
+PASSING_ERRNOS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EIO,
+    errno.EAGAIN,
+    errno.EBUSY,
+    errno.ENOMEM,
+    errno.ETIMEDOUT,
+}
+
+
+def passing(err: BaseException) -> bool:
+    """Whether `err` may pass on a retry (out of memory, a full disk, a timeout) rather than come from the
+    job's own settings or data, which would fail the same way again.
+
+    Args:
+        err: the exception a job raised.
+    """
+    if isinstance(err, MemoryError | TimeoutError | ConnectionError) or "out of memory" in str(err).lower():
+        return True
+    return isinstance(err, OSError) and err.errno in PASSING_ERRNOS
 
 
 def guarded(fn: F) -> F:

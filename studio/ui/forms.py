@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
@@ -47,18 +49,52 @@ def field_control(f: dataclasses.Field) -> gr.components.Component:
     return gr.Textbox(value=text, label=label, info=f"{help_text} (JSON; empty: none)")
 
 
+def number(
+    name: str,
+    value: Any,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    above: float | None = None,
+    whole: bool = False,
+) -> int | float:
+    """A form's number checked before anything is queued: finite, whole if asked, within its bounds.
+
+    Args:
+        name: the field's name as the page shows it (e.g. `"steps"`).
+        value: what the page sent (a number, a numeric string or None).
+        minimum: the smallest allowed value.
+        maximum: the largest allowed value.
+        above: a value it must exceed (e.g. 0 for a learning rate).
+        whole: require a whole number and return an `int`.
+
+    Returns:
+        The value as an `int` (`whole`) or a `float`.
+
+    Raises:
+        ValueError: one line naming the field, the rule it breaks and the value sent.
+    """
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} needs a number, got {value!r}") from None
+    if not math.isfinite(x):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if whole and x != int(x):
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    for sign, bound, broken in (("≥", minimum, x.__lt__), ("≤", maximum, x.__gt__), (">", above, x.__le__)):
+        if bound is not None and broken(bound):
+            raise ValueError(f"{name} must be {sign} {bound:,}, got {x:,g}")
+    return int(x) if whole else x
+
+
 def _parse(f: dataclasses.Field, value: Any) -> Any:
     default = _default(f)
     if isinstance(default, bool) or f.metadata.get("choices"):
         return value
     if isinstance(default, int) and not isinstance(default, bool):
-        if value is None or float(value) != int(value):
-            raise ValueError(f"{f.name} must be a whole number, got {value!r}")
-        return int(value)
+        return number(f.name, value, whole=True)
     if isinstance(default, float):
-        if value is None:
-            raise ValueError(f"{f.name} needs a number")
-        return float(value)
+        return number(f.name, value)
     if isinstance(default, str):
         return value
     text = (value or "").strip()
@@ -110,3 +146,22 @@ class MethodForm:
             for (name, f, _), value in zip(self.controls, values, strict=True)
             if name == method
         }
+
+
+def restore_on_load(
+    job: Callable[[], Any], controls: list[gr.components.Component], values: Callable[[dict], list]
+) -> None:
+    """After a page (re)load, set a tab's controls from the record of the job it shows, so the form
+    describes that job rather than the defaults. Create it inside the tab's layout.
+
+    Args:
+        job: returns the job the tab shows, or None (e.g. `ProgressPanel.job`).
+        controls: the controls to fill.
+        values: the job's params -> one value per control.
+    """
+
+    def fill() -> list[Any]:
+        shown = job()
+        return [gr.skip()] * len(controls) if shown is None else values(shown.params)
+
+    gr.on(None, fill, None, controls, queue=False, show_progress="hidden")

@@ -1,14 +1,19 @@
-"""The background job queue: one training at a time, progress through the engine's callbacks.
+"""The background job queue: one job at a time per lane, progress through the engine's callbacks.
 
 A job is a folder `jobs/<id>/` with `job.json` (its record: parameters, status, loss and metric history,
-preview images, the artifact it produced) and `output/` (checkpoints and the artifact). The queue's single
-worker thread runs trainings one after another; sampling does not go through it, so it runs alongside.
-The browser only reads records, so a refresh loses nothing; a server restart marks running jobs
-`interrupted`, and `resume` continues any stopped, failed or interrupted job from its last checkpoint.
+preview images, the artifact it produced) and `output/` (checkpoints and the artifact). Each lane has one
+worker thread that runs its jobs one after another: trainings share the `training` lane, while light jobs
+(a Few-shot fit takes seconds) get their own lane so they never wait behind a long training. Sampling and
+classifying do not go through the queue at all. The browser only reads records, so a refresh loses nothing;
+a server restart marks running jobs `interrupted`. `resume` continues a stopped or interrupted job, or one
+that failed for a passing reason (out of memory, a full disk), from its last checkpoint; a job that failed on
+its settings or data is not resumed, since the same inputs would fail again.
 """
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
 import queue
 import threading
@@ -23,13 +28,14 @@ from typing import Any
 from studio.core import write_json
 from studio.engine import Callback, TrainState
 
-from .errors import readable
+from .errors import passing, readable
 from .workspace import Workspace
 
 log = logging.getLogger("studio.ui")
 
 ACTIVE = ("queued", "running")
-RESUMABLE = ("stopped", "failed", "interrupted")
+RESUMABLE = ("stopped", "interrupted")  # and `failed` when the record says `retryable`
+TRAINING_LANE = "training"
 SAVE_EVERY_S = 1.0  # how often a running job's record is written to disk
 
 
@@ -54,6 +60,8 @@ class Job:
         message: the last readable status line (or the error).
         artifact: the artifact folder it produced, relative to the workspace.
         attempts: how many times it was started (1 + resumes).
+        first_step: the step the current attempt started from (0, or where a resume picked up).
+        retryable: a failed job whose error may pass (out of memory, a full disk): Retry resumes it.
     """
 
     id: str
@@ -72,6 +80,8 @@ class Job:
     message: str = ""
     artifact: str | None = None
     attempts: int = 0
+    first_step: int = 0
+    retryable: bool = False
     version: int = 0  # bumped on every change, so the page redraws only what changed
 
 
@@ -131,7 +141,12 @@ class ProgressCallback(Callback):
         job = self.ctx.job
         losses = [pair for pair in job.losses if pair[0] <= state.step]
         self.ctx.queue.update(
-            job, step=state.step, total_steps=state.total_steps, losses=losses, message="training"
+            job,
+            step=state.step,
+            first_step=state.step,
+            total_steps=state.total_steps,
+            losses=losses,
+            message="training",
         )
 
     def on_step_end(self, state: TrainState) -> None:
@@ -154,29 +169,36 @@ Runner = Callable[[JobContext], str | None]
 
 
 class JobQueue:
-    """Runs jobs one at a time on a worker thread and keeps their records.
+    """Runs jobs on worker threads, one job at a time per lane, and keeps their records.
 
     Args:
         workspace: the studio's workspace (`jobs/` holds the records).
         runners: job kind -> `runner(ctx) -> artifact folder (or None)`.
+        lanes: job kind -> lane name for kinds that must not wait behind trainings (e.g.
+            `{"fewshot": "fit"}`); every other kind runs in the `training` lane.
     """
 
-    def __init__(self, workspace: Workspace, runners: dict[str, Runner]) -> None:
+    def __init__(
+        self, workspace: Workspace, runners: dict[str, Runner], lanes: dict[str, str] | None = None
+    ) -> None:
         self.workspace, self.runners = workspace, dict(runners)
+        self.lanes = {kind: (lanes or {}).get(kind, TRAINING_LANE) for kind in self.runners}
         self.jobs: dict[str, Job] = {}
         self._lock = threading.RLock()
-        self._pending: queue.Queue[tuple[str, bool]] = queue.Queue()
-        self._running: JobContext | None = None
+        self._pending: dict[str, queue.Queue[tuple[str, bool]]] = {}
+        self._running: dict[str, JobContext] = {}
         self._last_save: dict[str, float] = {}
         self._load_records()
-        threading.Thread(target=self._work, name="studio-jobs", daemon=True).start()
+        for lane in sorted(set(self.lanes.values())):
+            self._pending[lane] = queue.Queue()
+            threading.Thread(target=self._work, args=(lane,), name=f"studio-{lane}", daemon=True).start()
 
     def job_folder(self, job_id: str) -> Path:
         """The folder of job `job_id`."""
         return self.workspace.inside("jobs", job_id)
 
     def submit(self, kind: str, params: dict[str, Any], title: str = "") -> Job:
-        """Queue a new job.
+        """Queue a new job in its kind's lane.
 
         Args:
             kind: a runner name.
@@ -199,39 +221,52 @@ class JobQueue:
             self.job_folder(job.id).mkdir(parents=True, exist_ok=True)
             self._position_message(job)
             self._save(job, force=True)
-        self._pending.put((job.id, False))
+        self._pending[self.lanes[kind]].put((job.id, False))
         return job
 
     def stop(self, job_id: str) -> Job:
-        """Stop a running job (within one training step) or cancel a queued one."""
-        with self._lock:
-            job = self.get(job_id)
-            if self._running is not None and self._running.job.id == job_id:
-                self._running.stop_event.set()
-                self.update(job, message="stopping after this step…")
-            elif job.status == "queued":
-                self.update(job, status="stopped", message="cancelled before it started")
-            return job
-
-    def resume(self, job_id: str) -> Job:
-        """Queue a stopped, failed or interrupted job again; it continues from its last checkpoint.
+        """Stop a running job (within one training step) or cancel a queued one.
 
         Raises:
-            ValueError: the job is queued, running or done.
+            ValueError: the job is neither queued nor running.
         """
         with self._lock:
             job = self.get(job_id)
-            if job.status not in RESUMABLE:
+            if self._running_ctx(job_id) is not None:
+                self._running_ctx(job_id).stop_event.set()
+                self.update(job, message="stopping after this step…")
+            elif job.status == "queued":
+                self.update(job, status="stopped", message="cancelled before it started")
+            else:
+                raise ValueError(f"{job.title} is {job.status}, not running: nothing to stop")
+            return job
+
+    def resumable(self, job: Job) -> bool:
+        """Whether `job` can continue: it was stopped or interrupted, or failed for a passing reason."""
+        return job.status in RESUMABLE or (job.status == "failed" and job.retryable)
+
+    def resume(self, job_id: str) -> Job:
+        """Queue a stopped or interrupted job (or a retryable failure) again, from its last checkpoint.
+
+        Raises:
+            ValueError: the job is queued, running or done, or failed in a way a retry cannot fix.
+        """
+        with self._lock:
+            job = self.get(job_id)
+            if not self.resumable(job):
                 raise ValueError(
-                    f"job {job_id} is {job.status}; only a stopped, failed or interrupted job resumes"
+                    f"{job.title} failed on its settings or data, which a retry cannot fix: correct them "
+                    "and press the tab's train button again"
+                    if job.status == "failed"
+                    else f"{job.title} is {job.status}; only a stopped or interrupted job resumes"
                 )
-            self.update(job, status="queued")
+            self.update(job, status="queued", retryable=False)
             self._position_message(job)
-        self._pending.put((job_id, True))
+        self._pending[self.lanes[job.kind]].put((job_id, True))
         return job
 
     def get(self, job_id: str) -> Job:
-        """The record of job `job_id`.
+        """The record of job `job_id` (the live object the workers change).
 
         Raises:
             ValueError: no such job.
@@ -241,11 +276,40 @@ class JobQueue:
                 raise ValueError(f"no job {job_id!r}")
             return self.jobs[job_id]
 
+    def snapshot(self, job_id: str) -> Job:
+        """A copy of job `job_id`'s record taken at one instant, so a page draws a consistent state.
+
+        Raises:
+            ValueError: no such job.
+        """
+        with self._lock:
+            return copy.deepcopy(self.get(job_id))
+
     def latest(self, kinds: tuple[str, ...]) -> Job | None:
         """The newest job of one of `kinds`, or None."""
         with self._lock:
             jobs = [j for j in self.jobs.values() if j.kind in kinds]
         return max(jobs, key=lambda j: (j.created, j.id), default=None)
+
+    def shown(self, kinds: tuple[str, ...]) -> Job | None:
+        """The job a tab of `kinds` shows: its running job, else its newest one (a snapshot), or None.
+
+        A job queued while another runs does not replace the running one: it is listed by `waiting`.
+        """
+        with self._lock:
+            running = [c.job for c in self._running.values() if c.job.kind in kinds]
+            job = running[0] if running else self.latest(kinds)
+            return None if job is None else copy.deepcopy(job)
+
+    def waiting(self, kinds: tuple[str, ...], shown: Job | None = None) -> list[Job]:
+        """The queued jobs of `kinds` other than `shown`, in the order they will run."""
+        with self._lock:
+            jobs = [
+                j
+                for j in self.jobs.values()
+                if j.kind in kinds and j.status == "queued" and (shown is None or j.id != shown.id)
+            ]
+        return sorted(jobs, key=lambda j: (j.created, j.id))
 
     def update(self, job: Job, **changes: Any) -> None:
         """Change fields of `job`'s record and persist it (throttled while it runs)."""
@@ -264,9 +328,17 @@ class JobQueue:
             time.sleep(0.05)
         return self.get(job_id)
 
+    def _running_ctx(self, job_id: str) -> JobContext | None:
+        return next((c for c in self._running.values() if c.job.id == job_id), None)
+
     def _position_message(self, job: Job) -> None:
-        ahead = sum(1 for j in self.jobs.values() if j.status in ACTIVE and j.id != job.id)
-        job.message = f"queued behind {ahead} job(s)" if ahead else "queued"
+        lane = self.lanes[job.kind]
+        ahead = sum(
+            1
+            for j in self.jobs.values()
+            if j.status in ACTIVE and j.id != job.id and self.lanes.get(j.kind) == lane
+        )
+        job.message = f"queued behind {ahead} job{'s' if ahead != 1 else ''}" if ahead else "queued"
 
     def _save(self, job: Job, force: bool = False) -> None:
         now = time.monotonic()
@@ -275,8 +347,6 @@ class JobQueue:
             write_json(self.job_folder(job.id) / "job.json", asdict(job))
 
     def _load_records(self) -> None:
-        import json
-
         for record in sorted(self.workspace.jobs.glob("*/job.json")):
             try:
                 job = Job(**json.loads(record.read_text()))
@@ -291,19 +361,21 @@ class JobQueue:
                 self._save(job, force=True)
             self.jobs[job.id] = job
 
-    def _work(self) -> None:
+    def _work(self, lane: str) -> None:
         while True:
-            job_id, resume = self._pending.get()
+            job_id, resume = self._pending[lane].get()
             with self._lock:
                 job = self.jobs[job_id]
                 if job.status != "queued":  # cancelled while waiting
                     continue
                 ctx = JobContext(self, job, resume)
-                self._running = ctx
-                self.update(job, status="running", attempts=job.attempts + 1, message="starting")
+                self._running[lane] = ctx
+                self.update(
+                    job, status="running", attempts=job.attempts + 1, first_step=job.step, message="starting"
+                )
             self._run(ctx)
             with self._lock:
-                self._running = None
+                del self._running[lane]
 
     def _run(self, ctx: JobContext) -> None:
         job = ctx.job
@@ -312,16 +384,26 @@ class JobQueue:
         except Exception as err:  # a failed job must never take the worker (or the server) down
             (ctx.folder / "error.log").write_text(traceback.format_exc())
             log.warning("job %s failed: %s", job.id, err)
-            self.update(
-                job,
-                status="failed",
-                message=f"failed: {readable(err)} (Resume retries from the last checkpoint)",
-            )
+            retry = passing(err)
+            advice = " (Retry continues from the last checkpoint)" if retry else ""
+            self.update(job, status="failed", retryable=retry, message=f"failed: {readable(err)}{advice}")
             return
         if ctx.should_stop():
             self.update(job, status="stopped", message=f"stopped at step {job.step}; Resume continues it")
             return
-        done = {"status": "done", "message": f"done: {job.step} steps in {job.elapsed_s:.0f} s"}
+        done = {"status": "done", "message": done_message(job)}
         if artifact is not None:
             done["artifact"] = str(Path(artifact).resolve().relative_to(self.workspace.root))
         self.update(job, **done)
+
+
+def plural(count: int, noun: str) -> str:
+    """`"1 step"`, `"2 steps"`."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def done_message(job: Job) -> str:
+    """The status line of a finished job; after a resume it tells this attempt's steps from the total."""
+    this_run = job.step - job.first_step
+    part = f" ({this_run} this run)" if job.first_step and this_run != job.step else ""
+    return f"done: {plural(job.step, 'step')}{part} in {job.elapsed_s:.0f} s"

@@ -79,6 +79,7 @@ def launch(
     auth: str | None = None,
     workspace: str | os.PathLike | None = None,
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+    models_dir: str | os.PathLike | None = None,
     block: bool = True,
 ):
     """Build and serve the studio, printing its address.
@@ -90,6 +91,7 @@ def launch(
         auth: `"user:password"` to require a login.
         workspace: the workspace folder (default `$STUDIO_WORKSPACE` or `~/.cache/adaptation-studio/workspace`).
         max_upload_mb: the most megabytes one upload may hold.
+        models_dir: a folder besides the workspace that the page's model and weights boxes may name files in.
         block: serve until interrupted; False returns right after start (for tests).
 
     Returns:
@@ -101,7 +103,7 @@ def launch(
         print(warning, file=sys.stderr, flush=True)
     ws = Workspace(workspace or default_workspace(), max_upload_mb)
     use_temp_folder(ws.tmp / "gradio")
-    app = build_app(ws.root, max_upload_mb)
+    app = build_app(ws.root, max_upload_mb, models_dir)
     port = port or free_port(host if host != "0.0.0.0" else LOCALHOST)
     app.queue(default_concurrency_limit=4)
     app.launch(

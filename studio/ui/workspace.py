@@ -1,7 +1,9 @@
 """The studio's workspace: one folder holding every upload, dataset, job, artifact and generated image.
 
 Nothing the browser sends may write outside it: uploaded files get names chosen here, zip members are
-checked before extraction, and every path built from user text goes through `Workspace.inside`.
+checked before extraction, and every path built from user text goes through `Workspace.inside`. Every image
+of an upload is decoded once on arrival, so a damaged file is named (by the name the user gave it) before
+any job is queued, not halfway through a training.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import uuid
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
+
+from PIL import Image, UnidentifiedImageError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 CAPTION_SUFFIXES = (".txt", ".jsonl")
@@ -31,6 +35,61 @@ def safe_name(text: str, fallback: str = "item") -> str:
     """
     name = _SAFE_NAME.sub("-", str(text)).strip(".-_")
     return name[:100] or fallback
+
+
+def unreadable(path: str | os.PathLike) -> str | None:
+    """Why the image file `path` cannot be used, or None when it decodes completely.
+
+    The whole file is decoded (`Image.load`), since a header check passes truncated and damaged files.
+
+    Args:
+        path: an image file.
+    """
+    if Path(path).stat().st_size == 0:
+        return "an empty file"
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except UnidentifiedImageError:
+        return "not an image file"
+    except Image.DecompressionBombError:
+        return f"more than {Image.MAX_IMAGE_PIXELS:,} pixels"
+    except (OSError, SyntaxError, ValueError, EOFError) as err:
+        return f"truncated or damaged: {err}"
+    return None
+
+
+def check_images(files: dict[Path, str]) -> None:
+    """Refuse an upload holding any unreadable image, naming each by the name the user gave it.
+
+    Args:
+        files: image file -> its name in the upload (a file name, or a zip member's path).
+
+    Raises:
+        ValueError: one line listing every unreadable image and why.
+    """
+    bad = [(name, reason) for path, name in files.items() if (reason := unreadable(path))]
+    if len(bad) == 1:
+        name, reason = bad[0]
+        raise ValueError(f"{name} is not a readable image ({reason}): remove or replace it and upload again")
+    if bad:
+        listed = "; ".join(f"{name} ({reason})" for name, reason in bad)
+        raise ValueError(
+            f"{len(bad)} files are not readable images: {listed}. Remove or replace them and upload again"
+        )
+
+
+def check_upload(files: Iterable[str | os.PathLike] | None) -> None:
+    """Check the images of a fresh upload as soon as the browser sends them (zips are checked on import).
+
+    Args:
+        files: the paths of the upload (gradio keeps each file's original name).
+
+    Raises:
+        ValueError: an unreadable image, named.
+    """
+    paths = [Path(f) for f in files or []]
+    check_images({p: p.name for p in paths if p.suffix.lower() in IMAGE_SUFFIXES})
 
 
 class Workspace:
@@ -94,7 +153,8 @@ class Workspace:
             The folder. Plain files land at its top under their (sanitised) names; zip members keep their sub-folders.
 
         Raises:
-            ValueError: nothing uploaded, a file type not accepted, or more than the upload limit.
+            ValueError: nothing uploaded, a file type not accepted, more than the upload limit, or an image
+                that does not decode (named as uploaded).
         """
         files = [Path(f) for f in files or []]
         if not files:
@@ -102,27 +162,30 @@ class Workspace:
         total = sum(f.stat().st_size for f in files)
         self._check_size(total)
         dest = self.new_folder("uploads", label)
+        names: dict[Path, str] = {}  # every file written -> its name as the user knows it
         try:
             for i, src in enumerate(files):
                 suffix = src.suffix.lower()
                 if suffix == ".zip":
-                    self.extract_zip(src, dest, suffixes)
+                    names.update(self.extract_zip(src, dest, suffixes))
                 elif suffix in suffixes:
                     # The original name (made safe) keeps captions paired with their images.
                     target = dest / f"{safe_name(src.stem)}{suffix}"
                     if target.exists():
                         target = dest / f"{safe_name(src.stem)}-{i}{suffix}"
                     shutil.copyfile(src, target)
+                    names[target] = src.name
                 else:
                     raise ValueError(
                         f"{src.name}: not an accepted file type (expected {', '.join(suffixes)} or .zip)"
                     )
+            check_images({p: n for p, n in names.items() if p.suffix.lower() in IMAGE_SUFFIXES})
         except BaseException:
             shutil.rmtree(dest, ignore_errors=True)
             raise
         return dest
 
-    def extract_zip(self, archive: str | os.PathLike, dest: Path, suffixes=IMAGE_SUFFIXES) -> int:
+    def extract_zip(self, archive: str | os.PathLike, dest: Path, suffixes=IMAGE_SUFFIXES) -> dict[Path, str]:
         """Extract the members of `archive` with an accepted suffix into `dest`, safely.
 
         Absolute names, `..`, symlinks and device entries are refused; names are sanitised part by part;
@@ -134,7 +197,7 @@ class Workspace:
             suffixes: member types kept; others (e.g. `__MACOSX/` junk, READMEs) are skipped.
 
         Returns:
-            The number of files extracted.
+            Each extracted file with its member name in the zip.
 
         Raises:
             ValueError: an unsafe member, too many members, more than the upload limit, or a bad zip.
@@ -148,7 +211,7 @@ class Workspace:
                         f"the zip has {len(members)} files; at most {MAX_ZIP_MEMBERS} are accepted"
                     )
                 self._check_size(sum(m.file_size for m in members))
-                written = count = 0
+                written, extracted = 0, {}
                 for member in members:
                     target = self._member_target(member, dest)
                     if target is None or target.suffix.lower() not in suffixes:
@@ -159,10 +222,10 @@ class Workspace:
                             written += len(chunk)
                             self._check_size(written)  # the declared size may lie
                             out.write(chunk)
-                    count += 1
+                    extracted[target] = f"{Path(archive).name}:{member.filename}"
         except zipfile.BadZipFile as err:
             raise ValueError(f"{Path(archive).name} is not a valid zip file ({err})") from None
-        return count
+        return extracted
 
     def _member_target(self, member: zipfile.ZipInfo, dest: Path) -> Path | None:
         name = PurePosixPath(member.filename.replace("\\", "/"))

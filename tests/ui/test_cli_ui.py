@@ -32,6 +32,12 @@ def test_host_port_share_and_auth_are_explicit_opt_ins(launched):
     assert launched[0][:4] == ("0.0.0.0", 8080, True, "me:pw") and launched[1][1] == 9000
 
 
+def test_models_dir_reaches_the_studio(launched, tmp_path):
+    assert main(["--models-dir", str(tmp_path)]) == 0
+    assert launched[0][6] == str(tmp_path)
+    assert main([]) == 0 and launched[1][6] is None  # by default only the workspace
+
+
 def test_malformed_auth_is_a_readable_error(capsys):
     with pytest.raises(ValueError, match="USER:PASSWORD"):
         parse_auth("nopassword")

@@ -1,6 +1,7 @@
 """The tabs' handlers on the bundled reference models: training jobs, classifying, sampling, the library."""
 
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -127,10 +128,12 @@ def test_method_forms_round_trip_every_default_with_help_texts():
     assert all(c.info for c in form.inputs)  # every option has its config's help text
     for method, cls in vision.METHOD_CONFIGS.items():
         assert cls(**form.options(method, values)) == cls()
-    with pytest.raises(ValueError, match="whole number"):
-        form.options(
-            "vpt", [2.5 if c.label == "num tokens" else v for c, v in zip(form.inputs, values, strict=True)]
-        )
+    for bad, message in ((2.5, "whole number"), (float("inf"), "num_tokens must be a finite number")):
+        with pytest.raises(ValueError, match=message):
+            form.options(
+                "vpt",
+                [bad if c.label == "num tokens" else v for c, v in zip(form.inputs, values, strict=True)],
+            )
 
 
 def test_build_app_has_every_tab(tmp_path):
@@ -140,3 +143,136 @@ def test_build_app_has_every_tab(tmp_path):
     labels = {b.label for b in app.blocks.values() if isinstance(b, gr.Tab)}
     assert labels == {"Personalize", "Control", "Generate", "ViT fine-tune", "Few-shot CLIP", "Library"}
     assert (tmp_path / "ws" / "jobs").is_dir() and app.studio.workspace.root == (tmp_path / "ws").resolve()
+
+
+def test_a_bad_image_among_good_ones_is_named_before_anything_is_queued(studio, concept_files, tmp_path):
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    files = [*concept_files, str(empty), concept_files[0]]  # the bad file is not the first one
+    with pytest.raises(ValueError, match=r"^empty\.png is not a readable image \(an empty file\)"):
+        personalize.start(studio, files, "studio/shapes-sd", "textual_inversion", "<x>", "shape", 10, 0, "")
+    assert not studio.jobs.jobs
+
+
+@pytest.mark.parametrize(
+    ("steps", "preview_every", "message"),
+    [
+        (1e12, 0, "steps must be ≤ 100,000, got 1e+12"),
+        (0, 0, "steps must be ≥ 1, got 0"),
+        (2.5, 0, "steps must be a whole number"),
+        (10, -1, "preview every must be ≥ 0"),
+        (float("nan"), 0, "steps must be a finite number"),
+    ],
+)
+def test_training_numbers_are_bounded_with_the_reason(studio, concept_files, steps, preview_every, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        personalize.start(
+            studio, concept_files, "studio/shapes-sd", "svdiff", "<x>", "cat", steps, preview_every, ""
+        )
+    assert not studio.jobs.jobs
+
+
+@pytest.mark.parametrize(
+    ("lr", "batch", "message"),
+    [(-1, 4, "learning rate must be ≥ 0, got -1"), (float("inf"), 4, "learning rate must be a finite number"),
+     (0, 1e9, "batch size must be ≤ 64")],
+)  # fmt: skip
+def test_personalize_options_are_bounded(lr, batch, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        personalize.options_from_form("textual_inversion", batch, lr, 1, False)
+    assert personalize.options_from_form("svdiff", 2, 0, 1, True) == {
+        "batch_size": 2,
+        "train_text_encoder": True,
+    }
+
+
+def test_vit_numbers_and_sampling_seed_are_bounded(studio):
+    with pytest.raises(ValueError, match=re.escape("learning rate must be > 0, got -1")):
+        vit.start(
+            studio, "bundled task", "novel-shapes", None, "studio/shapes-vit", "", "ssf", 1, -1, 8, "", {}
+        )
+    settings = {"model": "studio/shapes-sd", "prompt": "a star", "seed": 1e20, "steps": 2, "guidance": 7.5}
+    with pytest.raises(gr.Error, match=re.escape("seed must be ≤ 4,294,967,295, got 1e+20")):
+        guarded(sample)(studio, PipelineCache(), settings)
+    with pytest.raises(gr.Error, match="seed must be ≥ 0"):
+        guarded(sample)(studio, PipelineCache(), {**settings, "seed": -1})
+    assert not studio.jobs.jobs
+
+
+def test_library_delete_asks_first_and_leaves_nothing_else_selected(studio, tmp_path):
+    from studio.ui.library import Entry
+    from studio.ui.tabs import library
+
+    source = tmp_path / "adapter"
+    source.mkdir()
+    (source / "adapter_config.json").write_text("{}")
+    for name in ("older", "newer"):
+        studio.library.publish(source, Entry(name, "vision", "ssf", "studio/shapes-vit"))
+    row, question, pending = library.ask_delete("older")
+    assert row.visible is True and "older" in question and pending == "older"
+    assert [e.name for e in studio.library.entries()] == ["newer", "older"]  # nothing deleted yet
+    new_name, row, pending = library.select("newer")  # a new pick withdraws the question
+    assert new_name == "newer" and row.visible is False and pending is None
+    table, choices, new_name, note, row, pending = library.confirm_delete(studio, "older")
+    assert [e.name for e in studio.library.entries()] == ["newer"] and note == "deleted older"
+    assert choices.value is None and new_name == "" and row.visible is False and pending is None
+    assert [r[0] for r in table] == ["newer"]
+    assert library.artifact_choices(studio, "older").value is None  # a tick never jumps to another artifact
+    with pytest.raises(ValueError, match="press Delete first"):
+        library.confirm_delete(studio, None)
+    with pytest.raises(ValueError, match="pick an artifact to delete"):
+        library.ask_delete(None)
+    _, choices, new_name, _ = library.rename(studio, "newer", "renamed")
+    assert choices.value == new_name == "renamed"
+
+
+def test_a_reload_fills_the_personalize_form_from_the_job_it_shows(
+    studio, concept_files, tmp_path, monkeypatch
+):
+    from dataclasses import asdict
+
+    from studio.core import write_json
+    from studio.ui import build_app
+    from studio.ui.jobs import Job
+
+    typed = ["studio/shapes-sd", "svdiff", "<kitty>", "cat", 7, 0, "my-kitty", 2, 3e-3, 1, True]
+    sent = {}
+    monkeypatch.setattr(
+        studio.jobs,
+        "submit",
+        lambda kind, params, title: sent.update(params) or Job("j", kind, title, params),
+    )
+    personalize.start(studio, concept_files, *typed[:7], personalize.options_from_form("svdiff", *typed[7:]))
+    workspace = tmp_path / "reloaded"
+    write_json(
+        workspace / "jobs" / "j" / "job.json",
+        asdict(Job("j", "personalize", "svdiff", sent, status="running")),
+    )
+    fill = _page_load_handler(build_app(workspace))
+    labels = [o.label for o in fill.outputs]
+    restored = dict(zip(labels, fill.fn(), strict=True))
+    assert restored == dict(zip(labels, typed, strict=True))
+    untouched = _page_load_handler(build_app(tmp_path / "fresh")).fn()  # no job: the defaults stay
+    assert untouched == [gr.skip()] * len(labels)
+
+
+def _page_load_handler(app):
+    (handler,) = [f for f in app.fns.values() if any(event == "load" for _, event in f.targets)]
+    return handler
+
+
+def test_model_boxes_cannot_make_the_server_read_outside_its_folders(studio, fewshot_files, concept_files):
+    files, classes, _ = fewshot_files
+    with pytest.raises(ValueError, match=r"^pretrained: '/etc/passwd' is outside the folders"):
+        fewshot.start(
+            studio, files, ", ".join(classes), "studio/shapes-clip", "/etc/passwd", "tip_adapter", "", {}
+        )
+    with pytest.raises(ValueError, match=r"^weights: '/etc/hostname' is outside"):
+        vit.start(studio, "bundled task", "novel-shapes", None, "studio/shapes-vit", "/etc/hostname", "ssf", 1, 0.01,
+                  8, "", {})  # fmt: skip
+    with pytest.raises(ValueError, match=r"^base model: '/etc' is outside"):
+        personalize.start(studio, concept_files, "/etc", "svdiff", "<x>", "cat", 2, 0, "")
+    settings = {"model": "local-dir:/", "prompt": "a star", "seed": 0, "steps": 2, "guidance": 7.5}
+    with pytest.raises(gr.Error, match="model: 'local-dir:/' is outside"):
+        guarded(sample)(studio, PipelineCache(), settings)
+    assert not studio.jobs.jobs

@@ -4,8 +4,10 @@ import stat
 import zipfile
 
 import pytest
+from PIL import Image
 
-from studio.ui.workspace import Workspace, safe_name
+from studio.ui.models import ModelPaths
+from studio.ui.workspace import Workspace, check_upload, safe_name
 
 
 def test_uploads_are_copied_inside_under_safe_names(tmp_path, png):
@@ -84,3 +86,82 @@ def test_bad_files_give_readable_errors(tmp_path):
         ws.import_files([fake])
     with pytest.raises(ValueError, match="no file uploaded"):
         ws.import_files([])
+
+
+@pytest.fixture
+def bad_images(tmp_path, png):
+    """An empty file, a text file renamed .png and a truncated JPEG (its header alone passes a verify)."""
+    empty = tmp_path / "bad" / "empty.png"
+    empty.parent.mkdir()
+    empty.write_bytes(b"")
+    text = tmp_path / "bad" / "notes.png"
+    text.write_text("not an image")
+    full = tmp_path / "full.jpg"
+    Image.effect_noise((64, 64), 50).convert("RGB").save(full, quality=95)
+    cut = tmp_path / "bad" / "cut.jpg"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    return {"empty.png": empty, "notes.png": text, "cut.jpg": cut}
+
+
+@pytest.mark.parametrize("name", ["empty.png", "notes.png", "cut.jpg"])
+def test_an_unreadable_image_is_refused_on_arrival_by_its_name(tmp_path, png, bad_images, name):
+    ws = Workspace(tmp_path / "ws")
+    good = [png(f"good{i}.png") for i in range(5)]
+    with pytest.raises(ValueError, match=rf"^{name} is not a readable image \(") as err:
+        ws.import_files([*good, bad_images[name]])
+    assert "image 5" not in str(err.value) and "Resume" not in str(err.value)
+    assert not list(ws.uploads.iterdir())  # nothing half-imported stays behind
+    with pytest.raises(ValueError, match=name):
+        check_upload([*good, bad_images[name]])
+
+
+def test_every_unreadable_image_of_a_zip_is_listed_by_its_member_name(tmp_path, png, bad_images):
+    archive = tmp_path / "data.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(png(), "train/star/ok.png")
+        zf.write(bad_images["cut.jpg"], "train/star/cut.jpg")
+        zf.write(bad_images["empty.png"], "train/heart/empty.png")
+    with pytest.raises(ValueError, match="2 files are not readable images") as err:
+        Workspace(tmp_path / "ws").import_files([archive])
+    message = str(err.value)
+    assert "data.zip:train/star/cut.jpg (truncated" in message
+    assert "data.zip:train/heart/empty.png (an empty file)" in message
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "/etc/passwd",
+        "~/.ssh/id_rsa",
+        "../outside.safetensors",
+        "local-dir:/etc",
+        "studio/../../etc",
+        "x/../../y.pt",
+    ],
+)
+def test_a_local_model_path_outside_the_allowed_folders_is_refused(tmp_path, typed):
+    paths = ModelPaths(tmp_path / "ws")
+    with pytest.raises(ValueError, match=r"^pretrained: .* (outside the folders|not a bundled)") as err:
+        paths.check("pretrained", typed)
+    assert "\n" not in str(err.value)
+
+
+def test_names_hub_ids_and_files_in_the_allowed_folders_pass(tmp_path):
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "clip.pt").write_bytes(b"")
+    ws = Workspace(tmp_path / "ws")
+    (ws.root / "mine.safetensors").write_bytes(b"")
+    only_workspace, both = ModelPaths(ws.root), ModelPaths(ws.root, models)
+    for name in ("studio/shapes-sd", "org/model", "hf-hub:org/model", "ViT-B-32", "laion2b_s34b_b79k", ""):
+        assert both.check("model", name) == name
+    assert both.check("weights", "none", keywords=("none",)) == "none"
+    assert both.check("weights", "mine.safetensors") == str(
+        ws.root / "mine.safetensors"
+    )  # inside the workspace
+    assert both.check("pretrained", str(models / "clip.pt")) == str(models / "clip.pt")
+    assert both.check("model", f"local-dir:{models}") == f"local-dir:{models}"
+    with pytest.raises(ValueError, match="start the studio with --models-dir"):
+        only_workspace.check("pretrained", str(models / "clip.pt"))
+    with pytest.raises(ValueError, match="no such folder"):
+        ModelPaths(ws.root, tmp_path / "missing")

@@ -113,8 +113,8 @@ def build(studio, timer: gr.Timer) -> None:
 
     def on_train(files, model, method, condition, low, high, steps, preview_every, name, *values):
         options = form.options(method, list(values))
-        job = start(studio, files, model, method, condition, low, high, steps, preview_every, name, options)
-        return panel.render(studio.jobs.get(job))
+        start(studio, files, model, method, condition, low, high, steps, preview_every, name, options)
+        return panel.redraw()
 
     for trigger in (photo.change, condition.change, low.release, high.release):
         trigger(guarded(preview_condition), [photo, condition, low, high], preview, show_progress="hidden")

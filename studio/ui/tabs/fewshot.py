@@ -38,8 +38,8 @@ def start(studio, files, classnames, model, pretrained, method, name, options) -
     params = {
         "data": str(folder.relative_to(studio.workspace.root)),
         "classnames": names,
-        "model": (model or "").strip() or "studio/shapes-clip",
-        "pretrained": pretrained or "",
+        "model": studio.models.check("CLIP model", model) or "studio/shapes-clip",
+        "pretrained": studio.models.check("pretrained", pretrained),
         "method": method,
         "options": options,
         "name": name or f"clip-{method}",
@@ -121,10 +121,8 @@ def build(studio, timer: gr.Timer) -> None:
     seen = gr.State(None)
 
     def on_fit(files, classnames, model, pretrained, method, name, *values):
-        job = start(
-            studio, files, classnames, model, pretrained, method, name, form.options(method, list(values))
-        )
-        return panel.render(studio.jobs.get(job))
+        start(studio, files, classnames, model, pretrained, method, name, form.options(method, list(values)))
+        return panel.redraw()
 
     def on_classify(name, picture):
         return classify(studio, studio.classifiers, chosen_classifier(studio, name), picture)

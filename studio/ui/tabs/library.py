@@ -3,6 +3,8 @@ export; and the job list."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import gradio as gr
 
 from ..errors import guarded
@@ -19,6 +21,69 @@ def job_rows(studio) -> list[list]:
     return [[j.id, j.title, j.status, f"{j.step}/{j.total_steps}", j.message] for j in jobs]
 
 
+def picked(current: str | None, action: str) -> str:
+    """The selected artifact's name.
+
+    Raises:
+        ValueError: nothing is selected.
+    """
+    if not current:
+        raise ValueError(f"pick an artifact to {action} (click its row or choose it above)")
+    return current
+
+
+def artifact_choices(studio, selected: str | None) -> gr.Dropdown:
+    """The artifact dropdown: every library name, keeping `selected` only while it exists (never another)."""
+    names = [e.name for e in studio.library.entries()]
+    return gr.Dropdown(choices=names, value=selected if selected in names else None)
+
+
+def select(current: str | None) -> list[Any]:
+    """A new selection: "new name" starts from its name and a pending Delete question is withdrawn."""
+    return [current or "", gr.Row(visible=False), None]
+
+
+def rename(studio, current: str | None, wanted: str) -> list[Any]:
+    """Rename the selected artifact; returns table, dropdown, new name, note."""
+    renamed = studio.library.rename(picked(current, "rename"), wanted)
+    return [
+        studio.library.rows(),
+        artifact_choices(studio, renamed),
+        renamed,
+        f"renamed {current} to {renamed}",
+    ]
+
+
+def ask_delete(current: str | None) -> list[Any]:
+    """Delete's first click: ask to confirm, remembering exactly which artifact was asked about.
+
+    Returns:
+        The question row (shown), its text, the pending name.
+    """
+    picked(current, "delete")
+    question = f"Delete **{current}** and its files for good? This cannot be undone."
+    return [gr.Row(visible=True), question, current]
+
+
+def confirm_delete(studio, pending: str | None) -> list[Any]:
+    """Delete's confirmation: delete the artifact the question named, then select nothing.
+
+    Returns:
+        Table, dropdown, new name, note, the question row (hidden), the pending name (cleared).
+    """
+    if not pending:
+        raise ValueError("nothing to delete: press Delete first")
+    studio.library.delete(pending)
+    return [
+        studio.library.rows(),
+        artifact_choices(studio, None),
+        "",
+        f"deleted {pending}",
+        gr.Row(visible=False),
+        None,
+    ]
+
+
 def build(studio, timer: gr.Timer) -> None:
     """Lay out the tab and wire its events."""
     table = gr.Dataframe(
@@ -27,36 +92,32 @@ def build(studio, timer: gr.Timer) -> None:
     with gr.Row():
         name = gr.Dropdown(
             [e.name for e in studio.library.entries()],
+            value=None,
             label="artifact",
             info="The artifact the buttons act on.",
+            elem_id="library-artifact",
         )
-        new_name = gr.Textbox("", label="new name", info="Letters, digits, '.', '_' and '-'.")
+        new_name = gr.Textbox(
+            "", label="new name", info="Letters, digits, '.', '_' and '-'.", elem_id="library-new-name"
+        )
     with gr.Row():
-        rename = gr.Button("Rename", size="sm")
-        delete = gr.Button("Delete", variant="stop", size="sm")
-        download = gr.Button("Download (zip)", size="sm")
+        rename_button = gr.Button("Rename", size="sm", elem_id="library-rename")
+        delete = gr.Button("Delete", variant="stop", size="sm", elem_id="library-delete")
+        download = gr.Button("Download (zip)", size="sm", elem_id="library-download")
         export = gr.Button("Export for diffusers", size="sm")
-    file = gr.File(label="file", interactive=False)
-    note = gr.Markdown("")
+    with gr.Row(visible=False) as question_row:
+        question = gr.Markdown("")
+        confirm = gr.Button("Yes, delete", variant="stop", size="sm", elem_id="library-confirm-delete")
+        cancel = gr.Button("Cancel", size="sm", elem_id="library-cancel-delete")
+    pending = gr.State(None)
+    file = gr.File(label="file", interactive=False, elem_id="library-file")
+    note = gr.Markdown("", elem_id="library-note")
     with gr.Accordion("jobs", open=False):
         jobs = gr.Dataframe(headers=JOB_HEADERS, value=job_rows(studio), interactive=False)
     seen = gr.State(None)
 
-    def redraw(selected=None):
-        names = [e.name for e in studio.library.entries()]
-        value = selected if selected in names else (names[0] if names else None)
-        return studio.library.rows(), gr.Dropdown(choices=names, value=value)
-
-    def on_rename(current, wanted):
-        renamed = studio.library.rename(current, wanted)
-        return *redraw(renamed), f"renamed {current} to {renamed}"
-
-    def on_delete(current):
-        studio.library.delete(current)
-        return *redraw(), f"deleted {current}"
-
     def on_export(current):
-        path, message = export_artifact(studio, current)
+        path, message = export_artifact(studio, picked(current, "export"))
         return str(path), message
 
     def on_tick(previous, selected):
@@ -64,14 +125,25 @@ def build(studio, timer: gr.Timer) -> None:
         signature = (tuple(e.name for e in studio.library.entries()), tuple(map(tuple, job_rows(studio))))
         if signature == previous:
             return gr.skip(), gr.skip(), gr.skip(), previous
-        return *redraw(selected), job_rows(studio), signature
+        return studio.library.rows(), artifact_choices(studio, selected), job_rows(studio), signature
 
     def on_select(evt: gr.SelectData):
         return evt.row_value[0] if evt.row_value else gr.skip()
 
-    rename.click(guarded(on_rename), [name, new_name], [table, name, note])
-    delete.click(guarded(on_delete), name, [table, name, note])
-    download.click(guarded(lambda current: str(studio.library.zip(current))), name, file)
+    name.change(select, name, [new_name, question_row, pending], queue=False)
+    rename_button.click(
+        guarded(lambda current, wanted: rename(studio, current, wanted)),
+        [name, new_name],
+        [table, name, new_name, note],
+    )
+    delete.click(guarded(ask_delete), name, [question_row, question, pending])
+    confirm.click(
+        guarded(lambda asked: confirm_delete(studio, asked)),
+        pending,
+        [table, name, new_name, note, question_row, pending],
+    )
+    cancel.click(lambda: [gr.Row(visible=False), None], None, [question_row, pending], queue=False)
+    download.click(guarded(lambda current: str(studio.library.zip(picked(current, "download")))), name, file)
     export.click(guarded(on_export), name, [file, note])
     timer.tick(on_tick, [seen, name], [table, name, jobs, seen], show_progress="hidden", queue=False)
     table.select(on_select, None, name)

@@ -7,13 +7,17 @@ import gradio as gr
 import diffusion
 
 from ..errors import guarded
+from ..forms import number, restore_on_load
 from ..tasks.diffusion import PERSONALIZE_METHODS
-from ..workspace import list_images
+from ..workspace import check_upload, list_images
 from .progress import ProgressPanel
 from .training import base_model_box, run_controls, run_params
 
 TITLE = "Personalize"
 MAX_IMAGES = 50
+DEFAULT_BATCH = 4
+MAX_BATCH = 64
+MAX_VECTORS = 16
 TI_HELP = diffusion.TextualInversionConfig.help()
 
 
@@ -52,6 +56,42 @@ def start(studio, files, model, method, token, init_word, steps, preview_every, 
     return studio.jobs.submit("personalize", params, title=f"{method} {token} on {count} images").id
 
 
+def options_from_form(method: str, batch_size, lr, vectors, text_encoder: bool) -> dict:
+    """The `diffusion.personalize` options the tab's option controls set, checked before anything is queued.
+
+    Args:
+        method: `"textual_inversion"` or `"svdiff"`.
+        batch_size: images per step.
+        lr: learning rate; 0 keeps the method's default.
+        vectors: Textual Inversion's vectors per token.
+        text_encoder: SVDiff: also shift the text encoder.
+
+    Raises:
+        ValueError: a number out of bounds (one line naming it).
+    """
+    options = {"batch_size": number("batch size", batch_size, minimum=1, maximum=MAX_BATCH, whole=True)}
+    lr = number("learning rate", lr or 0, minimum=0, maximum=1)
+    if lr:
+        options["lr"] = lr
+    if method == "textual_inversion":
+        options["num_vectors"] = number(
+            "vectors per token", vectors, minimum=1, maximum=MAX_VECTORS, whole=True
+        )
+    else:
+        options["train_text_encoder"] = bool(text_encoder)
+    return options
+
+
+def form_values(params: dict) -> list:
+    """A job's parameters as the values of the tab's controls (all but the upload), in `build`'s order."""
+    options = params.get("options", {})
+    return [
+        params["model"], params["method"], params["token"], params["init_word"], params["steps"],
+        params["preview_every"], params["name"], options.get("batch_size", DEFAULT_BATCH),
+        options.get("lr", 0), options.get("num_vectors", 1), options.get("train_text_encoder", False),
+    ]  # fmt: skip
+
+
 def build(studio, timer: gr.Timer) -> None:
     """Lay out the tab and wire its events."""
     files = gr.File(
@@ -77,7 +117,9 @@ def build(studio, timer: gr.Timer) -> None:
         )
         steps, preview_every, name = run_controls("personalize")
     with gr.Accordion("options", open=False), gr.Row():
-        batch_size = gr.Number(4, label="batch size", precision=0, minimum=1, info="Images per step.")
+        batch_size = gr.Number(
+            DEFAULT_BATCH, label="batch size", precision=0, minimum=1, info="Images per step."
+        )
         lr = gr.Number(
             0,
             label="learning rate",
@@ -97,12 +139,9 @@ def build(studio, timer: gr.Timer) -> None:
     def on_train(
         files, model, method, token, init_word, steps, preview_every, name, batch_size, lr, vectors, te
     ):
-        options = {"batch_size": int(batch_size), **({"lr": float(lr)} if lr else {})}
-        options.update(
-            {"num_vectors": int(vectors)} if method == "textual_inversion" else {"train_text_encoder": te}
-        )
-        job = start(studio, files, model, method, token, init_word, steps, preview_every, name, options)
-        return panel.render(studio.jobs.get(job))
+        options = options_from_form(method, batch_size, lr, vectors, te)
+        start(studio, files, model, method, token, init_word, steps, preview_every, name, options)
+        return panel.redraw()
 
     inputs = [
         files,
@@ -118,5 +157,7 @@ def build(studio, timer: gr.Timer) -> None:
         num_vectors,
         text_encoder,
     ]
+    restore_on_load(panel.job, inputs[1:], form_values)
+    files.upload(guarded(check_upload), files, None, show_progress="hidden")
     train.click(guarded(on_train), inputs, panel.outputs)
     panel.bind(timer)

@@ -1,7 +1,8 @@
-"""The live view of a tab's training job: status line, loss plot, metric curve, previews, Stop and Resume.
+"""The live view of a tab's training job: status line, Stop and Resume, its queue, loss plot, metric curve,
+previews.
 
-It redraws from the job record on every tick of the page's timer, so a refreshed page picks the newest job
-of its kinds up again; a per-page version number skips redraws when nothing changed.
+It redraws from the job record on every tick of the page's timer, so a refreshed page picks the tab's running
+(else newest) job up again; a per-page signature of what it drew skips redraws when nothing changed.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import gradio as gr
 import pandas as pd
 
 from ..errors import guarded
-from ..jobs import ACTIVE, RESUMABLE, Job
+from ..jobs import ACTIVE, Job
 
 MAX_POINTS = 500  # the loss plot keeps at most this many points (evenly thinned)
 
@@ -43,6 +44,15 @@ def _escape(text: str) -> str:
     return html.escape(text or "", quote=False)
 
 
+def queue_lines(waiting: list[Job]) -> str:
+    """Markdown list of the tab's queued jobs, in the order they will run (empty when none waits)."""
+    if not waiting:
+        return ""
+    return "**queued in this tab** (next first):\n" + "\n".join(
+        f"{i}. {j.title}" for i, j in enumerate(waiting, 1)
+    )
+
+
 def loss_frame(job: Job | None) -> pd.DataFrame:
     """`step`, `loss` columns of the job's loss history (thinned to `MAX_POINTS`)."""
     pairs = [] if job is None else [p for p in job.losses if math.isfinite(p[1])]
@@ -69,7 +79,7 @@ class ProgressPanel:
 
     Args:
         studio: the app's `Studio`.
-        kinds: job kinds this panel follows (the newest one is shown).
+        kinds: job kinds this panel follows (the running one is shown, else the newest).
         metric_plot: show a validation-accuracy curve.
         previews: show a gallery of preview samples.
     """
@@ -81,8 +91,9 @@ class ProgressPanel:
         prefix = kinds[0]  # element ids for the page's tests and styles: "<kind>-status", "<kind>-loss", ...
         self.status = gr.Markdown(status_line(None), elem_id=f"{prefix}-status", elem_classes=["job-status"])
         with gr.Row():
-            self.stop = gr.Button("Stop", variant="stop", size="sm")
-            self.resume = gr.Button("Resume", size="sm")
+            self.stop = gr.Button("Stop", variant="stop", size="sm", visible=False, elem_id=f"{prefix}-stop")
+            self.resume = gr.Button("Resume", size="sm", visible=False, elem_id=f"{prefix}-resume")
+        self.queue = gr.Markdown("", elem_id=f"{prefix}-queue")
         with gr.Row():
             self.loss = gr.LinePlot(
                 loss_frame(None),
@@ -100,50 +111,68 @@ class ProgressPanel:
             label="preview samples", columns=6, height="auto", object_fit="contain", format="png",
             visible=previews, elem_id=f"{prefix}-previews",
         )  # fmt: skip
-        self.version = gr.State(-1)
-        self.outputs = [self.status, self.loss, self.metric, self.gallery, self.version]
+        self.version = gr.State(None)  # what the page shows: `signature()` of its job and queue
+        self.outputs = [
+            self.status, self.stop, self.resume, self.queue, self.loss, self.metric, self.gallery, self.version
+        ]  # fmt: skip
 
     def job(self) -> Job | None:
-        """The job this panel shows: the newest of its kinds."""
-        return self.studio.jobs.latest(self.kinds)
+        """The job this panel shows (a snapshot): the running one of its kinds, else the newest."""
+        return self.studio.jobs.shown(self.kinds)
+
+    def signature(self, job: Job | None) -> tuple:
+        """What a drawing of `job` and the tab's queue depends on; equal signatures draw the same."""
+        waiting = self.studio.jobs.waiting(self.kinds, job)
+        return (None if job is None else (job.id, job.version), tuple((j.id, j.version) for j in waiting))
+
+    def redraw(self) -> list[Any]:
+        """Values for `outputs` showing the tab's job now (what a button's handler returns)."""
+        return self.render(self.job())
 
     def render(self, job: Job | None) -> list[Any]:
-        """Values for `outputs` drawn from `job`."""
+        """Values for `outputs` drawn from `job` (a snapshot, so its text and its signature agree)."""
+        signature = self.signature(job)  # first: a change after this point makes the next tick redraw
         folder = None if job is None else self.studio.jobs.job_folder(job.id)
         previews = (
             []
             if job is None
             else [(str(folder / p["path"]), p.get("caption") or f"step {p['step']}") for p in job.previews]
         )
+        resumable = job is not None and self.studio.jobs.resumable(job)
         return [
             status_line(job),
+            gr.Button(visible=job is not None and job.status in ACTIVE),
+            gr.Button(visible=resumable, value="Retry" if resumable and job.status == "failed" else "Resume"),
+            queue_lines(self.studio.jobs.waiting(self.kinds, job)),
             loss_frame(job),
             metric_frame(job),
             previews,
-            -1 if job is None else job.version,
+            signature,
         ]
 
-    def refresh(self, seen: int) -> list[Any]:
-        """The timer's handler: redraw when the job changed since this page last drew it."""
+    def refresh(self, seen: tuple | None) -> list[Any]:
+        """The timer's handler: redraw when the job or the queue changed since this page last drew them."""
         job = self.job()
-        if job is not None and job.version == seen:
+        if seen is not None and self.signature(job) == seen:
             return [gr.skip()] * len(self.outputs)
         return self.render(job)
 
     def bind(self, timer: gr.Timer) -> None:
-        """Wire the timer, Stop and Resume."""
+        """Wire the timer, Stop and Resume (both act on the job the page shows)."""
         timer.tick(self.refresh, self.version, self.outputs, show_progress="hidden", queue=False)
-        self.stop.click(guarded(self._stop), None, self.outputs, show_progress="hidden")
-        self.resume.click(guarded(self._resume), None, self.outputs, show_progress="hidden")
+        self.stop.click(guarded(self.stop_shown), self.version, self.outputs, show_progress="hidden")
+        self.resume.click(guarded(self.resume_shown), self.version, self.outputs, show_progress="hidden")
 
-    def _stop(self) -> list[Any]:
-        job = self.job()
-        if job is None or job.status not in ACTIVE:
+    def stop_shown(self, seen: tuple | None) -> list[Any]:
+        """Stop's handler: stop the job this page shows (`seen` is its drawing's signature)."""
+        if not seen or seen[0] is None:
             raise ValueError("no training is running in this tab")
-        return self.render(self.studio.jobs.stop(job.id))
+        self.studio.jobs.stop(seen[0][0])
+        return self.redraw()
 
-    def _resume(self) -> list[Any]:
-        job = self.job()
-        if job is None or job.status not in RESUMABLE:
-            raise ValueError("nothing to resume: only a stopped, failed or interrupted training resumes")
-        return self.render(self.studio.jobs.resume(job.id))
+    def resume_shown(self, seen: tuple | None) -> list[Any]:
+        """Resume's (and Retry's) handler: continue the job this page shows."""
+        if not seen or seen[0] is None:
+            raise ValueError("nothing to resume: only a stopped or interrupted training resumes")
+        self.studio.jobs.resume(seen[0][0])
+        return self.redraw()

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import gradio as gr
 
+from ..forms import number
+
 DEFAULT_PIPELINE = "studio/shapes-sd"
+MAX_STEPS = 100_000
 
 
 def base_model_box() -> gr.Textbox:
@@ -19,7 +22,7 @@ def base_model_box() -> gr.Textbox:
 def run_controls(kind: str) -> tuple[gr.Number, gr.Number, gr.Textbox]:
     """Steps, preview interval and artifact name, with element ids `<kind>-steps`, `<kind>-preview-every`."""
     steps = gr.Number(
-        200, label="steps", precision=0, minimum=1, elem_id=f"{kind}-steps",
+        200, label="steps", precision=0, minimum=1, maximum=MAX_STEPS, elem_id=f"{kind}-steps",
         info="Training steps (the papers use thousands on real models).",
     )  # fmt: skip
     preview_every = gr.Number(
@@ -31,13 +34,18 @@ def run_controls(kind: str) -> tuple[gr.Number, gr.Number, gr.Textbox]:
 
 
 def run_params(studio, folder, model, method, steps, preview_every, name, options) -> dict:
-    """The job parameters every diffusion training has (the tab adds its own)."""
+    """The job parameters every diffusion training has (the tab adds its own).
+
+    Raises:
+        ValueError: steps or the preview interval out of bounds, a local model outside the allowed folders.
+    """
+    steps = number("steps", steps, minimum=1, maximum=MAX_STEPS, whole=True)
     return {
         "data": str(folder.relative_to(studio.workspace.root)),
-        "model": (model or "").strip() or DEFAULT_PIPELINE,
+        "model": studio.models.check("base model", model) or DEFAULT_PIPELINE,
         "method": method,
-        "steps": int(steps),
-        "preview_every": int(preview_every or 0),
+        "steps": steps,
+        "preview_every": number("preview every", preview_every or 0, minimum=0, maximum=steps, whole=True),
         "name": name,
         "options": options or {},
     }

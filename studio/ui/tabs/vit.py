@@ -7,7 +7,7 @@ import gradio as gr
 import vision
 
 from ..errors import guarded
-from ..forms import MethodForm
+from ..forms import MethodForm, number
 from ..tasks.vit import BUNDLED_TASKS, bundled_dataset
 from .progress import ProgressPanel
 
@@ -45,13 +45,13 @@ def start(studio, source, task, files, model, weights, method, epochs, lr, batch
         data, label = bundled_dataset(studio, task), task
     params = {
         "data": str(data.relative_to(studio.workspace.root)),
-        "model": model.strip(),
-        "weights": weights or "",
+        "model": studio.models.check("backbone", model),
+        "weights": studio.models.check("weights", weights, keywords=("none",)),
         "method": method,
         "options": options,
-        "epochs": int(epochs),
-        "lr": float(lr),
-        "batch_size": int(batch_size),
+        "epochs": number("epochs", epochs, minimum=1, maximum=10_000, whole=True),
+        "lr": number("learning rate", lr, above=0, maximum=1),
+        "batch_size": number("batch size", batch_size, minimum=1, maximum=4096, whole=True),
         "name": name or f"vit-{method}-{label}",
     }
     return studio.jobs.submit("vit", params, title=f"{method} on {label}").id
@@ -113,10 +113,8 @@ def build(studio, timer: gr.Timer) -> None:
 
     def on_train(source, task, files, model, weights, method, epochs, lr, batch_size, name, *values):
         options = form.options(method, list(values))
-        job = start(
-            studio, source, task, files, model, weights, method, epochs, lr, batch_size, name, options
-        )
-        return panel.render(studio.jobs.get(job))
+        start(studio, source, task, files, model, weights, method, epochs, lr, batch_size, name, options)
+        return panel.redraw()
 
     def on_download():
         job = panel.job()

@@ -15,6 +15,7 @@ from typing import Any
 
 import diffusion
 
+from ..forms import number
 from ..library import Entry
 from ..workspace import list_images, safe_name
 
@@ -22,6 +23,8 @@ PERSONALIZE_METHODS = ("textual_inversion", "svdiff")
 CONTROL_METHODS = ("controlnet", "t2i_adapter", "ip_adapter")
 PREVIEW_PROMPT = "a {token}"
 CHECKPOINT_EVERY = 50  # steps; a crashed run resumes from at most this far back
+MAX_SEED = 2**32 - 1  # torch generators take 64-bit seeds; 32 bits are what people type and share
+MAX_SAMPLING_STEPS = 1000
 
 
 def _pipeline(ctx, model: str):
@@ -125,16 +128,27 @@ def sample(
 
     Returns:
         `(image path, caption)` pairs for the gallery.
+
+    Raises:
+        ValueError: no prompt, a seed, step count or guidance out of bounds, or a local model outside the
+            allowed folders.
     """
     if not (settings.get("prompt") or "").strip():
         raise ValueError("type a prompt")
+    settings = {
+        **settings,
+        "model": studio.models.check("model", settings.get("model")),
+        "seed": number("seed", settings.get("seed"), minimum=0, maximum=MAX_SEED, whole=True),
+        "steps": number("steps", settings.get("steps"), minimum=1, maximum=MAX_SAMPLING_STEPS, whole=True),
+        "guidance": number("guidance", settings.get("guidance"), minimum=0, maximum=100),
+    }
     adapters = [str(studio.library.path(name)) for name in settings.get("adapters") or []]
     kwargs = {
         "adapters": adapters,
         "negative_prompt": settings.get("negative_prompt") or None,
-        "num_inference_steps": int(settings["steps"]),
-        "guidance_scale": float(settings["guidance"]),
-        "seed": int(settings["seed"]),
+        "num_inference_steps": settings["steps"],
+        "guidance_scale": settings["guidance"],
+        "seed": settings["seed"],
         "control_image": control_image,
         "ip_image": ip_image,
     }

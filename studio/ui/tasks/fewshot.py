@@ -11,6 +11,8 @@ import vlm
 from ..library import Entry
 from ..workspace import list_images
 
+LANE = "fit"  # the job lane of few-shot fits: seconds long, so they do not queue behind trainings
+
 
 def parse_classnames(text: str) -> list[str]:
     """Class names from a comma- or newline-separated list.
