@@ -25,19 +25,19 @@ def test_every_field_has_help(config_cls):
 
 
 @pytest.mark.parametrize(
-    "make",
+    ("make", "match"),  # each error names the field and the offending value
     [
-        lambda: vision.VPTConfig(num_tokens=0),
-        lambda: vision.VPTConfig(dropout=1.5),
-        lambda: vision.AdaptFormerConfig(bottleneck=0),
-        lambda: vision.LoRAConfig(r=0),
-        lambda: vision.LoRAConfig(qkv_parts="qx"),
-        lambda: vision.SSFConfig(init_std=-1.0),
-        lambda: vision.SSFConfig(modules_to_save="head"),
+        (lambda: vision.VPTConfig(num_tokens=0), r"num_tokens\b.*\b0\b"),
+        (lambda: vision.VPTConfig(dropout=1.5), r"dropout\b.*1\.5"),
+        (lambda: vision.AdaptFormerConfig(bottleneck=0), r"bottleneck\b.*\b0\b"),
+        (lambda: vision.LoRAConfig(r=0), r"^r\b.*\b0\b"),
+        (lambda: vision.LoRAConfig(qkv_parts="qx"), r"qkv_parts\b.*'qx'"),
+        (lambda: vision.SSFConfig(init_std=-1.0), r"init_std\b.*-1\.0"),
+        (lambda: vision.SSFConfig(modules_to_save="head"), r"modules_to_save\b.*'head'"),
     ],
 )
-def test_invalid_values_are_rejected(make):
-    with pytest.raises(ValueError):
+def test_invalid_values_are_rejected(make, match):
+    with pytest.raises(ValueError, match=match):
         make()
 
 

@@ -4,16 +4,13 @@ from diffusers import T2IAdapter
 
 from diffusion.artifacts import read_artifact
 from studio.cli import main
-from studio.world import Scene, render_with_conditions
+from studio.world import Scene
+from tests.diffusion.tiny import write_control_pairs
 
 
 def test_train_control_from_the_shell(tiny_sd_dir, tmp_path, capsys):
     data = tmp_path / "data"
-    data.mkdir()
-    for i, shape in enumerate(["circle", "square"]):
-        r = render_with_conditions(Scene(shape, "red"), size=16, seed=i)
-        r["image"].save(data / f"{i}.png")
-        (data / f"{i}.txt").write_text(r["caption"])
+    write_control_pairs(data, [Scene("circle", "red"), Scene("square", "red")], conditions=False)
     out = tmp_path / "t2i"
     code = main(
         ["diffusion", "train-control", "--model", str(tiny_sd_dir), "--data", str(data), "--method", "t2i_adapter",
@@ -29,8 +26,7 @@ def test_train_control_from_the_shell(tiny_sd_dir, tmp_path, capsys):
 
 def test_train_control_without_conditions_is_a_readable_error(tiny_sd_dir, tmp_path, capsys):
     data = tmp_path / "data"
-    data.mkdir()
-    render_with_conditions(Scene("circle", "red"), size=16)["image"].save(data / "a.png")
+    write_control_pairs(data, [Scene("circle", "red")], conditions=False)
     code = main(
         ["diffusion", "train-control", "--model", str(tiny_sd_dir), "--data", str(data), "--steps", "1",
          "--out", str(tmp_path / "cn")]

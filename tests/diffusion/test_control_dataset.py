@@ -8,30 +8,27 @@ from PIL import Image
 
 from diffusion.conditions import canny
 from diffusion.control.dataset import read_control_folder
-from studio.world import Scene, render_with_conditions
+from studio.world import Scene
+from tests.diffusion.tiny import write_control_pairs
 
 
 def _write_pairs(folder, n=3, size=32):
-    (folder / "conditions").mkdir(parents=True)
-    for i in range(n):
-        r = render_with_conditions(Scene(["circle", "square", "triangle"][i % 3], "red"), size=size, seed=i)
-        r["image"].save(folder / f"img{i}.png")
-        r["mask"].save(folder / "conditions" / f"img{i}.png")
-        (folder / f"img{i}.txt").write_text(r["caption"] + "\n")
+    scenes = [Scene(["circle", "square", "triangle"][i % 3], "red") for i in range(n)]
+    write_control_pairs(folder, scenes, size=size)
     return folder
 
 
 def test_pairs_with_txt_and_metadata_captions(tmp_path):
     folder = _write_pairs(tmp_path)
-    (folder / "img1.txt").unlink()
+    (folder / "001.txt").unlink()
     (folder / "metadata.jsonl").write_text(
-        json.dumps({"file_name": "img1.png", "text": "from metadata"}) + "\n"
+        json.dumps({"file_name": "001.png", "text": "from metadata"}) + "\n"
     )
     examples = read_control_folder(folder, 32)
-    assert [e.name for e in examples] == ["img0.png", "img1.png", "img2.png"]
+    assert [e.name for e in examples] == ["000.png", "001.png", "002.png"]
     assert examples[1].caption == "from metadata"
     assert examples[0].caption.startswith("a red circle")
-    truth = np.asarray(Image.open(folder / "conditions" / "img0.png").convert("RGB"))
+    truth = np.asarray(Image.open(folder / "conditions" / "000.png").convert("RGB"))
     assert np.array_equal(np.asarray(examples[0].condition), truth)
     assert examples[0].image.size == (32, 32) and examples[0].condition.mode == "RGB"
 
@@ -43,8 +40,8 @@ def test_images_are_fitted_to_the_training_size_with_their_conditions(tmp_path):
 
 def test_condition_of_another_size_is_resized_with_a_warning(tmp_path):
     folder = _write_pairs(tmp_path)
-    big = Image.open(folder / "conditions" / "img0.png").resize((64, 64), Image.Resampling.NEAREST)
-    big.save(folder / "conditions" / "img0.png")
+    big = Image.open(folder / "conditions" / "000.png").resize((64, 64), Image.Resampling.NEAREST)
+    big.save(folder / "conditions" / "000.png")
     with pytest.warns(UserWarning, match="resized"):
         examples = read_control_folder(folder, 32)
     assert examples[0].condition.size == (32, 32)
@@ -52,7 +49,7 @@ def test_condition_of_another_size_is_resized_with_a_warning(tmp_path):
 
 def test_missing_caption_trains_with_an_empty_one_and_warns(tmp_path):
     folder = _write_pairs(tmp_path)
-    (folder / "img2.txt").unlink()
+    (folder / "002.txt").unlink()
     with pytest.warns(UserWarning, match="without a caption"):
         examples = read_control_folder(folder, 32)
     assert examples[2].caption == ""
@@ -88,7 +85,7 @@ def test_images_without_conditions_are_an_error_naming_the_layout(tmp_path):
 
 def test_metadata_cannot_point_outside_the_folder(tmp_path):
     folder = _write_pairs(tmp_path / "data")
-    row = {"file_name": "img0.png", "text": "x", "condition_file_name": "../../secret.png"}
+    row = {"file_name": "000.png", "text": "x", "condition_file_name": "../../secret.png"}
     (folder / "metadata.jsonl").write_text(json.dumps(row) + "\n")
     with pytest.raises(ValueError, match="outside"):
         read_control_folder(folder, 32)
@@ -96,6 +93,6 @@ def test_metadata_cannot_point_outside_the_folder(tmp_path):
 
 def test_malformed_metadata_names_the_line(tmp_path):
     folder = _write_pairs(tmp_path)
-    (folder / "metadata.jsonl").write_text('{"file_name": "img0.png"}\nnot json\n')
+    (folder / "metadata.jsonl").write_text('{"file_name": "000.png"}\nnot json\n')
     with pytest.raises(ValueError, match="metadata.jsonl:2"):
         read_control_folder(folder, 32)

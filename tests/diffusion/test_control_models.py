@@ -15,6 +15,7 @@ from diffusion.control.t2i_adapter import (
     residual_slots,
 )
 from studio.core import resolve_asset
+from tests.diffusion.tiny import sample
 
 
 def _inputs(pipe, batch=2, seed=0):
@@ -97,20 +98,16 @@ def test_ip_adapter_initial_state_follows_the_stock_key_layout(tiny_pipe):
 
 
 def test_ip_adapter_at_scale_zero_gives_the_base_images(tiny_pipe):
-    def sample(**kw):
-        g = torch.Generator().manual_seed(0)
-        return np.asarray(tiny_pipe("a red circle", num_inference_steps=2, generator=g, **kw).images[0])
-
-    base = sample()
+    base = sample(tiny_pipe)
     ip_adapter.install(tiny_pipe, [ip_adapter.initial_state_dict(tiny_pipe.unet, 24)])
     embeds = torch.randn(1, 1, 24)
     embeds = [torch.cat([torch.zeros_like(embeds), embeds])]
     tiny_pipe.set_ip_adapter_scale(0.0)
-    assert np.array_equal(sample(ip_adapter_image_embeds=embeds), base)
+    assert np.array_equal(sample(tiny_pipe, ip_adapter_image_embeds=embeds), base)
     tiny_pipe.set_ip_adapter_scale(1.0)
-    assert not np.array_equal(sample(ip_adapter_image_embeds=embeds), base)
+    assert not np.array_equal(sample(tiny_pipe, ip_adapter_image_embeds=embeds), base)
     ip_adapter.uninstall(tiny_pipe)
-    assert np.array_equal(sample(), base)
+    assert np.array_equal(sample(tiny_pipe), base)
     assert tiny_pipe.feature_extractor is None  # installing left the pipeline's other parts alone
 
 

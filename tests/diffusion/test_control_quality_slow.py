@@ -10,22 +10,11 @@ import pytest
 import diffusion
 from diffusion.conditions import mask as foreground
 from studio.world import COLOURS, Scene, render_with_conditions, sample_scenes
+from tests.diffusion.tiny import write_control_pairs
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 SIZE = 64
 SAMPLE = {"num_inference_steps": 20, "guidance_scale": 5.0}
-
-
-def _write(folder, scenes, caption, seed):
-    (folder / "conditions").mkdir(parents=True)
-    rendered = []
-    for i, scene in enumerate(scenes):
-        r = render_with_conditions(scene, size=SIZE, seed=seed + i)
-        r["image"].save(folder / f"{i:03d}.png")
-        r["mask"].save(folder / "conditions" / f"{i:03d}.png")
-        (folder / f"{i:03d}.txt").write_text(caption(scene))
-        rendered.append(r)
-    return rendered
 
 
 def _iou(image, truth) -> float:
@@ -50,14 +39,12 @@ def pipe():
 @pytest.mark.parametrize(("method", "lr"), [("controlnet", 1e-4), ("t2i_adapter", 3e-4)])
 def test_samples_follow_the_condition_mask(pipe, tmp_path, method, lr):
     scenes = sample_scenes(96, seed=1, size="small")  # small objects: where they sit is up to the condition
-    _write(tmp_path / "train", scenes, lambda s: s.caption(), seed=0)
+    write_control_pairs(tmp_path / "train", scenes, SIZE, seed=0)
     art = diffusion.train_control(
         pipe, tmp_path / "train", method=method, steps=800, output_dir=tmp_path / "art", batch_size=8,
         config={"lr": lr}, progress=False,
     )  # fmt: skip
-    tests = _write(
-        tmp_path / "test", sample_scenes(16, seed=99, size="small"), lambda s: s.caption(), seed=500
-    )
+    tests = write_control_pairs(tmp_path / "test", sample_scenes(16, seed=99, size="small"), SIZE, seed=500)
     trained, untrained = [], []
     for i, r in enumerate(tests):
         base = diffusion.generate(pipe, r["caption"], seed=i, **SAMPLE)[0]
@@ -76,7 +63,7 @@ def test_ip_adapter_samples_take_the_reference_colour(pipe, tmp_path):
     def no_colour(scene):
         return scene.caption().replace(f"{scene.colour} ", "", 1)  # the colour must come from the image
 
-    _write(tmp_path / "train", sample_scenes(96, seed=2), no_colour, seed=0)
+    write_control_pairs(tmp_path / "train", sample_scenes(96, seed=2), SIZE, seed=0, caption=no_colour)
     art = diffusion.train_control(
         pipe, tmp_path / "train", method="ip_adapter", steps=2000, output_dir=tmp_path / "art", batch_size=8,
         config={"lr": 1e-3}, progress=False,

@@ -3,12 +3,14 @@
 import json
 
 import numpy as np
+import open_clip
 import pytest
 import torch
 from diffusers import (
     ControlNetModel,
     StableDiffusionAdapterPipeline,
     StableDiffusionControlNetPipeline,
+    StableDiffusionPipeline,
     T2IAdapter,
 )
 from PIL import Image
@@ -17,9 +19,10 @@ from safetensors.torch import load_file, save_file
 import diffusion
 from diffusion.artifacts import read_artifact
 from diffusion.conditions import extract_condition
-from diffusion.control import load_image_encoder
-from studio.engine import Callback
+from studio.core import resolve_asset
 from studio.world import Scene, render_with_conditions
+from tests.diffusion.tiny import sample, write_control_pairs
+from tests.helpers import StopAt
 
 PROMPT = "a red circle on a grey background"
 STEPS = 2
@@ -28,14 +31,11 @@ STEPS = 2
 @pytest.fixture(scope="module")
 def pairs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("pairs")
-    (folder / "conditions").mkdir()
-    for i, shape in enumerate(["circle", "square", "triangle"]):
-        r = render_with_conditions(
-            Scene(shape, ["red", "blue", "green"][i], background="grey"), size=16, seed=i
-        )
-        r["image"].save(folder / f"{i}.png")
-        r["mask"].save(folder / "conditions" / f"{i}.png")
-        (folder / f"{i}.txt").write_text(r["caption"])
+    scenes = [
+        Scene(s, c, background="grey")
+        for s, c in [("circle", "red"), ("square", "blue"), ("triangle", "green")]
+    ]
+    write_control_pairs(folder, scenes)
     return folder
 
 
@@ -68,23 +68,22 @@ def trained(pipe, pairs, tmp_path_factory):
     return arts, before
 
 
-def _gen(pipe, adapters, **kw):
+def _gen(pipe, adapters, prompt=PROMPT, **kw):
     images = diffusion.generate(
-        pipe, PROMPT, adapters=adapters, num_inference_steps=2, guidance_scale=3.0, **kw
+        pipe, prompt, adapters=adapters, num_inference_steps=2, guidance_scale=3.0, **kw
     )
     return np.asarray(images[0])
 
 
-def _stock(pipeline_cls, pipe, **modules):
-    parts = {k: v for k, v in pipe.components.items() if k not in ("image_encoder",)}
-    stock = pipeline_cls(**parts, **modules)
+def _stock(pipeline_cls, base_dir, **modules):
+    """A stock diffusers pipeline read fresh from the saved base model: none of our loaders or objects."""
+    stock = pipeline_cls.from_pretrained(base_dir, local_files_only=True, **modules)
     stock.set_progress_bar_config(disable=True)
     return stock
 
 
 def _stock_call(stock, **kw):
-    g = torch.Generator().manual_seed(0)
-    return np.asarray(stock(PROMPT, num_inference_steps=2, guidance_scale=3.0, generator=g, **kw).images[0])
+    return np.asarray(sample(stock, PROMPT, guidance_scale=3.0, output_type="pil", **kw)[0])
 
 
 def test_training_changes_only_the_control(pipe, trained):
@@ -115,38 +114,43 @@ def test_artifacts_record_method_base_model_and_condition(pipe, trained):
     assert (arts["ip_adapter"] / "previews" / "step-000001.png").is_file()
 
 
-def test_controlnet_loads_in_the_stock_pipeline_with_identical_images(pipe, pairs, trained):
+def test_controlnet_loads_in_the_stock_pipeline_with_identical_images(pipe, pairs, trained, tiny_sd_dir):
     arts, _ = trained
-    condition = (pairs / "conditions" / "0.png").as_posix()
+    condition = (pairs / "conditions" / "000.png").as_posix()
     ours = _gen(pipe, [arts["controlnet"]], control_image=condition)
     stock = _stock(
         StableDiffusionControlNetPipeline,
-        pipe,
+        tiny_sd_dir,
         controlnet=ControlNetModel.from_pretrained(arts["controlnet"]),
     )
     assert np.array_equal(_stock_call(stock, image=Image.open(condition).convert("RGB")), ours)
     assert not np.array_equal(_gen(pipe, []), ours)
 
 
-def test_t2i_adapter_loads_in_the_stock_pipeline_and_applies_its_extractor(pipe, pairs, trained):
+def test_t2i_adapter_loads_in_the_stock_pipeline_and_applies_its_extractor(pipe, trained, tiny_sd_dir):
     arts, _ = trained
     photo = render_with_conditions(Scene("square", "blue", background="grey"), size=16, seed=7)["image"]
     ours = _gen(pipe, [arts["t2i_adapter"]], control_image=photo)
     edges = extract_condition(photo, "canny").convert("RGB")
     stock = _stock(
-        StableDiffusionAdapterPipeline, pipe, adapter=T2IAdapter.from_pretrained(arts["t2i_adapter"])
+        StableDiffusionAdapterPipeline, tiny_sd_dir, adapter=T2IAdapter.from_pretrained(arts["t2i_adapter"])
     )
     assert np.array_equal(_stock_call(stock, image=edges), ours)
     assert np.array_equal(_gen(pipe, [arts["t2i_adapter"]], control_image=edges, extract=False), ours)
 
 
-def test_ip_adapter_loads_with_the_stock_loader_with_identical_images(pipe, pairs, trained):
+def test_ip_adapter_loads_with_the_stock_loader_with_identical_images(pipe, pairs, trained, tiny_sd_dir):
     arts, _ = trained
-    reference = pairs / "1.png"
+    reference = pairs / "001.png"
     ours = _gen(pipe, [arts["ip_adapter"]], ip_image=reference)
     assert pipe.unet.encoder_hid_proj is None  # generate unloaded it again
-    embeds = load_image_encoder("studio/shapes-clip")(diffusion.load_images([reference], 16))[:, None]
-    stock = diffusion.load_pipeline(pipe.base_model_id, disable_progress_bar=True)
+    # The stock side: open_clip's own loader for the image tower, diffusers' own for the rest.
+    tower, _, preprocess = open_clip.create_model_and_transforms(
+        f"local-dir:{resolve_asset('studio/shapes-clip')}"
+    )
+    with torch.no_grad():
+        embeds = tower.eval().encode_image(preprocess(Image.open(reference).convert("RGB"))[None])[:, None]
+    stock = _stock(StableDiffusionPipeline, tiny_sd_dir)
     stock.load_ip_adapter(
         arts["ip_adapter"], subfolder="", weight_name="ip_adapter.safetensors", image_encoder_folder=None
     )
@@ -163,7 +167,7 @@ def test_ip_adapter_loads_with_the_stock_loader_with_identical_images(pipe, pair
 )
 def test_several_controls_at_once_with_weights(pipe, pairs, trained, kind, scale_key):
     arts, _ = trained
-    condition = pairs / "conditions" / "0.png"
+    condition = pairs / "conditions" / "000.png"
     extract = {"extract": False}
     single = _gen(pipe, [arts[kind]], control_image=condition, **extract).astype(int)
     halves = _gen(pipe, [arts[kind]] * 2, control_image=[condition] * 2, **{scale_key: [0.5, 0.5]}, **extract)
@@ -175,15 +179,25 @@ def test_several_controls_at_once_with_weights(pipe, pairs, trained, kind, scale
 def test_textual_inversion_controlnet_and_ip_adapter_compose_in_one_call(pipe, pairs, trained, tmp_path):
     arts, _ = trained
     width = pipe.text_encoder.config.hidden_size
-    save_file(
-        {"<thing>": torch.randn(1, width, generator=torch.Generator().manual_seed(0))},
-        tmp_path / "ti.safetensors",
+    for seed in (0, 1):  # two embeddings of one token
+        vector = torch.randn(1, width, generator=torch.Generator().manual_seed(seed))
+        save_file({"<thing>": vector}, tmp_path / f"ti{seed}.safetensors")
+    prompt = "a <thing> on a grey background"
+    condition, reference = pairs / "conditions" / "000.png", pairs / "001.png"
+
+    def run(ti, *controls, **kw):
+        return _gen(pipe, [tmp_path / ti, *controls], prompt, control_image=condition, **kw)
+
+    mixed = run("ti0.safetensors", arts["controlnet"], arts["ip_adapter"], ip_image=reference)
+    assert mixed.shape == (16, 16, 3)
+    # each part counts: the token's embedding, the IP-Adapter's reference image, the ControlNet
+    assert not np.array_equal(
+        mixed, run("ti1.safetensors", arts["controlnet"], arts["ip_adapter"], ip_image=reference)
     )
-    condition = pairs / "conditions" / "0.png"
-    everything = [tmp_path / "ti.safetensors", arts["controlnet"], arts["ip_adapter"]]
-    mixed = _gen(pipe, everything, control_image=condition, ip_image=pairs / "1.png")
-    without_ip = _gen(pipe, everything[:2], control_image=condition)
-    assert mixed.shape == (16, 16, 3) and not np.array_equal(mixed, without_ip)
+    assert not np.array_equal(mixed, run("ti0.safetensors", arts["controlnet"]))
+    assert not np.array_equal(
+        mixed, _gen(pipe, [tmp_path / "ti0.safetensors", arts["ip_adapter"]], prompt, ip_image=reference)
+    )
     assert "<thing>" not in pipe.tokenizer.get_vocab() and pipe.unet.encoder_hid_proj is None
 
 
@@ -196,12 +210,8 @@ def test_resume_gives_the_uninterrupted_result(pipe, pairs, tmp_path):
             config=config, checkpoint_every=1, **kw,
         )  # fmt: skip
 
-    class StopAt(Callback):
-        def on_step_end(self, state):
-            state.should_stop = state.step == 1
-
     straight = run("a")
-    run("b", callbacks=[StopAt()])
+    run("b", callbacks=[StopAt(1)])
     resumed = run("b", resume=True)
     a, b = (load_file(p / "ip_adapter.safetensors") for p in (straight, resumed))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -233,13 +243,13 @@ def test_bad_sampling_inputs_are_clear_errors(pipe, pairs, trained, tmp_path):
         _gen(
             pipe,
             [arts["t2i_adapter"], arts["ip_adapter"]],
-            control_image=pairs / "0.png",
-            ip_image=pairs / "0.png",
+            control_image=pairs / "000.png",
+            ip_image=pairs / "000.png",
         )
     with pytest.raises(ValueError, match="cannot be combined"):
-        _gen(pipe, [arts["t2i_adapter"], arts["controlnet"]], control_image=pairs / "0.png")
+        _gen(pipe, [arts["t2i_adapter"], arts["controlnet"]], control_image=pairs / "000.png")
     with pytest.raises(ValueError, match="2 control images for 1"):
-        _gen(pipe, [arts["controlnet"]], control_image=[pairs / "0.png", pairs / "1.png"])
+        _gen(pipe, [arts["controlnet"]], control_image=[pairs / "000.png", pairs / "001.png"])
     other = diffusion.load_pipeline("studio/shapes-sd")
     with pytest.raises(ValueError, match="base model"):
-        _gen(other, [arts["controlnet"]], control_image=pairs / "0.png")
+        _gen(other, [arts["controlnet"]], control_image=pairs / "000.png")

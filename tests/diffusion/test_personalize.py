@@ -11,16 +11,8 @@ import diffusion
 from diffusion.artifacts import artifact_metadata, check_artifact, read_artifact, write_artifact_info
 from diffusion.denoise import cubic_timesteps, denoising_loss, prediction_target, training_scheduler
 from diffusion.latents import encode_latents
-from studio.engine import Callback
 from tests.diffusion.tiny import concept_images
-
-
-class StopAt(Callback):
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, state):
-        state.should_stop = state.step >= self.step
+from tests.helpers import StopAt
 
 
 def _ti(pipe, out, **kwargs):

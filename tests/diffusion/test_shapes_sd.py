@@ -9,12 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from diffusers import DDPMScheduler, StableDiffusionPipeline
+from diffusers import DDIMScheduler, DDPMScheduler, StableDiffusionPipeline
 from PIL import Image
 from transformers import CLIPTokenizer
 
 import diffusion
+from diffusion.denoise import training_scheduler
 from studio.core import resolve_asset
+from tests.diffusion.tiny import sample
 
 NAME = "studio/shapes-sd"
 PROMPT = "a red circle on a grey background"
@@ -57,8 +59,7 @@ def test_load_pipeline_records_the_base_id(pipe):
 
 
 def _sample(pipe, seed, prompt=PROMPT):
-    generator = torch.Generator().manual_seed(seed)
-    return pipe(prompt, num_inference_steps=2, guidance_scale=4.0, generator=generator).images[0]
+    return sample(pipe, prompt, seed, output_type="pil")[0]
 
 
 def test_two_step_sample_is_64px_and_seeded(pipe):
@@ -109,9 +110,15 @@ def test_missing_hub_model_is_a_clear_error_offline(monkeypatch):
 
 
 def test_training_scheduler_matches_the_saved_sampler(pipe):
-    training = DDPMScheduler.from_config(pipe.scheduler.config)
+    training = training_scheduler(pipe)
+    assert isinstance(training, DDPMScheduler) and training is not pipe.scheduler
     assert training.config.num_train_timesteps == 1000
-    assert torch.allclose(training.alphas_cumprod, pipe.scheduler.alphas_cumprod)
+    assert training.config.prediction_type == pipe.scheduler.config.prediction_type
+    assert torch.equal(training.alphas_cumprod, pipe.scheduler.alphas_cumprod)
+    # another sampler's schedule and prediction type carry over too
+    other = DDIMScheduler(beta_schedule="linear", beta_end=0.02, prediction_type="v_prediction")
+    assert training_scheduler(other).config.prediction_type == "v_prediction"
+    assert torch.equal(training_scheduler(other).alphas_cumprod, other.alphas_cumprod)
 
 
 @pytest.mark.slow

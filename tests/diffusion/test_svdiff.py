@@ -4,7 +4,8 @@ export give identical outputs, the SVD is cached on disk, and norms get their ow
 import numpy as np
 import pytest
 import torch
-from diffusers import UNet2DConditionModel
+from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+from transformers import CLIPTextModel
 
 import diffusion
 from diffusion.svdiff import NormShift, SpectralShift, SVDiffConfig, svd_cache_dir, svdiff_param_groups
@@ -81,23 +82,38 @@ def trained(tiny_sd_dir, tmp_path_factory):
     return pipe, art
 
 
-def test_save_load_generate_and_export_agree(trained, tiny_sd_dir, tmp_path):
+def test_generate_applies_the_svdiff_and_equals_the_stock_merged_model(trained, tiny_sd_dir, tmp_path):
     pipe, art = trained
     assert (art / "unet" / "adapter_model.safetensors").is_file() and (art / "text_encoder").is_dir()
     before = sample(pipe)
-    ours = diffusion.generate(pipe, "a red circle", adapters=[art], num_inference_steps=2, guidance_scale=4.0)
-    assert np.array_equal(sample(pipe), before)  # generate left the pipeline as it was
-    assert not np.array_equal((np.asarray(ours[0]) / 255.0), before[0])
-    again = diffusion.generate(
-        pipe, "a red circle", adapters=[art], num_inference_steps=2, guidance_scale=4.0
-    )
-    assert np.array_equal(np.asarray(ours[0]), np.asarray(again[0]))
 
-    exported = diffusion.export_merged_unet(pipe, art, tmp_path / "merged-unet")
-    stock = UNet2DConditionModel.from_pretrained(exported)
+    def run(adapters):
+        return diffusion.generate(
+            pipe,
+            "a red circle",
+            adapters=adapters,
+            num_inference_steps=2,
+            guidance_scale=4.0,
+            output_type="np",
+        )[0]
+
+    ours, plain = run([art]), run([])
+    assert np.array_equal(sample(pipe), before)  # generate left the pipeline as it was
+    np.testing.assert_array_equal(plain, before[0])  # no adapters: the stock call, same seed
+    assert np.abs(ours - plain).max() > 0.05  # the SVDiff changed the image ...
+    np.testing.assert_array_equal(run([art]), ours)  # ... the same way each time
+
+    # ... into the image of a stock pipeline read from disk with both shifted components merged
+    unet = UNet2DConditionModel.from_pretrained(diffusion.export_merged_unet(pipe, art, tmp_path / "unet"))
+    text_encoder = CLIPTextModel.from_pretrained(tiny_sd_dir / "text_encoder")
+    merge(load_adapter(text_encoder, art / "text_encoder"), unload=True)
+    stock = StableDiffusionPipeline.from_pretrained(tiny_sd_dir, unet=unet, text_encoder=text_encoder)
+    stock.set_progress_bar_config(disable=True)
+    np.testing.assert_allclose(ours, sample(stock)[0], rtol=0, atol=1e-4)
+
     live = load_adapter(UNet2DConditionModel.from_pretrained(tiny_sd_dir / "unet"), art / "unet")
-    assert torch.allclose(_unet_out(stock), _unet_out(live), atol=1e-5)
-    assert not torch.allclose(_unet_out(stock), _unet_out(pipe.unet), atol=1e-4)
+    assert torch.allclose(_unet_out(unet), _unet_out(live), atol=1e-5)
+    assert not torch.allclose(_unet_out(unet), _unet_out(pipe.unet), atol=1e-4)
 
 
 def test_artifact_kind_and_mismatches_are_clear_errors(trained, tiny_sd_dir, tmp_path):

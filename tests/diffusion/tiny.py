@@ -1,5 +1,5 @@
 """Helpers for the diffusion tests: a tiny random Stable-Diffusion-format pipeline (16 px images, 8×8 latents) built in code,
-random concept images, and a two-step sampler.
+random concept images, a seeded two-step sampler and a control-pair writer.
 
 The tokenizer is `studio/shapes-sd`'s (offline, whole-word tokens for the shape world's words).
 """
@@ -13,6 +13,7 @@ from PIL import Image
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from studio.core import resolve_asset
+from studio.world import render_with_conditions
 
 
 def build_tiny_pipeline(seed: int = 0) -> StableDiffusionPipeline:
@@ -81,10 +82,41 @@ def concept_images(n: int = 3, size: int = 20, seed: int = 0):
     return [Image.fromarray(rng.integers(0, 255, (size, size + 4, 3), dtype=np.uint8)) for _ in range(n)]
 
 
-def sample(pipe, prompt="a red circle", seed=0, **kwargs):
-    """Two DDIM steps from the stock pipeline call, as a float array."""
+def sample(pipe, prompt="a red circle", seed=0, guidance_scale=4.0, output_type="np", **kwargs):
+    """Two seeded DDIM steps from the stock pipeline call: a float array, or PIL images with `output_type="pil"`."""
     generator = torch.Generator().manual_seed(seed)
     out = pipe(
-        prompt, num_inference_steps=2, guidance_scale=4.0, generator=generator, output_type="np", **kwargs
+        prompt,
+        num_inference_steps=2,
+        guidance_scale=guidance_scale,
+        generator=generator,
+        output_type=output_type,
+        **kwargs,
     )
     return out.images
+
+
+def write_control_pairs(folder, scenes, size=16, seed=0, caption=None, conditions=True):
+    """A control dataset folder: `NNN.png` renders of `scenes`, `conditions/NNN.png` masks and `NNN.txt` captions.
+
+    Args:
+        folder: where to write (created).
+        scenes: `studio.world.Scene`s, one pair each.
+        size: image size in pixels.
+        seed: render seed of the first scene (the i-th scene uses `seed + i`).
+        caption: `scene -> str`; None writes each render's own caption.
+        conditions: False writes no `conditions/` folder.
+
+    Returns:
+        The renders (`render_with_conditions` results), in order.
+    """
+    (folder / "conditions" if conditions else folder).mkdir(parents=True, exist_ok=True)
+    rendered = []
+    for i, scene in enumerate(scenes):
+        r = render_with_conditions(scene, size=size, seed=seed + i)
+        r["image"].save(folder / f"{i:03d}.png")
+        if conditions:
+            r["mask"].save(folder / "conditions" / f"{i:03d}.png")
+        (folder / f"{i:03d}.txt").write_text(r["caption"] if caption is None else caption(scene))
+        rendered.append(r)
+    return rendered

@@ -14,7 +14,8 @@ from safetensors.torch import save_file
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from studio.engine import Callback, train
+from studio.engine import train
+from tests.helpers import StopAt
 
 
 def make_model(seed: int = 0, dropout: float = 0.2) -> nn.Module:
@@ -37,17 +38,6 @@ def mse_loss(model: nn.Module, batch) -> torch.Tensor:
     return nn.functional.mse_loss(model(x), y)
 
 
-class StopAt(Callback):
-    """Asks the loop to stop once `step` optimizer steps are done."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step_end(self, state) -> None:
-        if state.step >= self.step:
-            state.should_stop = True
-
-
 def _params(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
 
@@ -61,7 +51,10 @@ def main(out_dir: Path) -> None:
     stopped = train(
         interrupted, make_data(), mse_loss, output_dir=out_dir / "resumed", callbacks=[StopAt(2)], **kwargs
     )
-    resumed = train(interrupted, make_data(), mse_loss, output_dir=out_dir / "resumed", resume=True, **kwargs)
+    # Resume into a freshly built model with other weights, as a new process would: only the checkpoint
+    # can make it end where the uninterrupted run did.
+    fresh = make_model(seed=1)
+    resumed = train(fresh, make_data(), mse_loss, output_dir=out_dir / "resumed", resume=True, **kwargs)
 
     import accelerate
 
@@ -69,7 +62,7 @@ def main(out_dir: Path) -> None:
     (out_dir / f"done-{state.process_index}").write_text("ok")
     if state.is_main_process:
         save_file(_params(full), str(out_dir / "full.safetensors"))
-        save_file(_params(interrupted), str(out_dir / "resumed.safetensors"))
+        save_file(_params(fresh), str(out_dir / "resumed.safetensors"))
         summary = {
             "num_processes": state.num_processes,
             "steps": result.steps,

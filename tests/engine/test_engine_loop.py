@@ -136,5 +136,5 @@ def test_mixed_precision_auto_is_no_on_cpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolve_mixed_precision("auto") == "no"
     assert resolve_mixed_precision("bf16") == "bf16"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="mixed_precision must be 'auto', 'no', 'fp16' or 'bf16', got 'fp8'"):
         resolve_mixed_precision("fp8")

@@ -5,17 +5,7 @@ import torch
 
 import vision
 from studio.core import inject
-from studio.engine import Callback
-
-
-class StopAt(Callback):
-    """Press "Stop" after optimizer step `step`."""
-
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, state):
-        state.should_stop = state.step >= self.step
+from tests.helpers import StopAt
 
 
 def _run(tiny_vit, data, out, **kwargs):

@@ -1,6 +1,7 @@
 """Every registered vision method on a tiny ViT: identity at init, what trains, save/load, merge, disable."""
 
 import pytest
+import timm
 import torch
 
 import vision
@@ -14,6 +15,7 @@ from studio.core import (
     train_mode,
     unmerge,
 )
+from tests.conftest import TINY_VIT
 
 METHODS = {name: cls() for name, cls in vision.METHOD_CONFIGS.items()}
 METHODS["vpt_shallow"] = vision.VPTConfig(deep=False, num_tokens=3)
@@ -100,7 +102,7 @@ def test_merge_unload_gives_a_plain_timm_state_dict(tiny_vit):
     model = _adapted(tiny_vit, "ssf")
     _perturb_adapter(model)
     expected = model(X)
-    plain = tiny_vit().eval()
+    plain = timm.create_model("vit_small_patch16_224", num_classes=3, **TINY_VIT).eval()  # timm's own class
     plain.load_state_dict(merge(model, unload=True).state_dict())  # strict: same keys as the base model
     torch.testing.assert_close(plain(X), expected, atol=1e-5, rtol=1e-5)
 

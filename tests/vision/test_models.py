@@ -7,9 +7,9 @@ import torch
 from safetensors.torch import save_file
 
 import vision
+from tests.conftest import TINY_VIT
 
 X = torch.randn(2, 3, 32, 32)
-TINY_VIT = dict(img_size=32, patch_size=8, depth=2, embed_dim=48, num_heads=2)  # as in conftest.make_tiny_vit
 
 
 def test_local_safetensors_loads_backbone_and_resets_head(tiny_vit, tmp_path):
@@ -29,9 +29,15 @@ def test_local_safetensors_loads_backbone_and_resets_head(tiny_vit, tmp_path):
 
 
 def test_tensor_only_pth_loads_but_pickled_objects_are_refused(tiny_vit, tmp_path):
-    source = tiny_vit(num_classes=3)
-    torch.save({"state_dict": source.state_dict()}, tmp_path / "w.pth")
-    vision.create_model("vit_small_patch16_224", pretrained=tmp_path / "w.pth", **TINY_VIT)
+    source = tiny_vit(num_classes=3, seed=1)  # other weights than a fresh model's
+    state = source.state_dict()
+    torch.save(
+        {"state_dict": {f"module.{k}": v for k, v in state.items()}}, tmp_path / "w.pth"
+    )  # as DDP saves
+    loaded = vision.create_model("vit_small_patch16_224", pretrained=tmp_path / "w.pth", **TINY_VIT)
+    assert loaded.state_dict().keys() == state.keys()
+    for key, tensor in loaded.state_dict().items():
+        assert torch.equal(tensor, state[key]), key
     with open(tmp_path / "evil.pth", "wb") as f:
         pickle.dump({"state_dict": {"x": object()}}, f)
     with pytest.raises(ValueError, match="refusing to unpickle"):
