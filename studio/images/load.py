@@ -30,15 +30,13 @@ def _problem(err: Exception) -> str:
     return str(err).strip() or f"{type(err).__name__} while decoding"
 
 
-def _too_many_pixels(name: str, size: tuple[int, int]) -> UnreadableImageError | None:
-    limit = Image.MAX_IMAGE_PIXELS  # PIL's limit; None disables the guard, as it does in PIL
-    if limit and size[0] * size[1] > limit:
-        return UnreadableImageError(
-            name,
-            f"{size[0]}x{size[1]} is more than PIL.Image.MAX_IMAGE_PIXELS = {limit} pixels; "
-            "it may be a decompression bomb",
-        )
-    return None
+def _too_many_pixels(name: str, size: tuple[int, int] | None = None) -> UnreadableImageError:
+    pixels = f"{size[0]}x{size[1]} is" if size else "it has"
+    return UnreadableImageError(
+        name,
+        f"{pixels} more than PIL.Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS} pixels, as a "
+        "decompression bomb would; make a trusted file smaller",
+    )
 
 
 def _decode(path: str | os.PathLike) -> Image.Image:
@@ -49,20 +47,22 @@ def _decode(path: str | os.PathLike) -> Image.Image:
     if not Path(path).is_file():
         raise UnreadableImageError(name, "not a file")
     try:
-        with Image.open(path) as image:
-            error = _too_many_pixels(name, image.size)
-            if error:
-                raise error
-            image.load()
-            return image
-    except UnreadableImageError:
-        raise
-    except Image.DecompressionBombError as err:
-        raise UnreadableImageError(name, f"{err}; it may be a decompression bomb") from None
+        image = Image.open(path)
+    except Image.DecompressionBombError:  # PIL's own guard, at twice its limit
+        raise _too_many_pixels(name) from None
     except UnidentifiedImageError:
         raise UnreadableImageError(name, "not an image format PIL can read") from None
     except Exception as err:  # PIL raises OSError, SyntaxError, ValueError, struct.error ... for broken files
         raise UnreadableImageError(name, _problem(err)) from None
+    with image:
+        limit = Image.MAX_IMAGE_PIXELS  # PIL only warns between its limit and twice it; None: no limit
+        if limit and image.size[0] * image.size[1] > limit:
+            raise _too_many_pixels(name, image.size)
+        try:
+            image.load()
+        except Exception as err:
+            raise UnreadableImageError(name, _problem(err)) from None
+    return image
 
 
 def check_image(path: str | os.PathLike) -> None:
@@ -99,8 +99,9 @@ def load_image(source: ImageSource) -> Image.Image:
 
     Raises:
         FileNotFoundError: a path that does not exist.
-        UnreadableImageError: (a ValueError) an unreadable, truncated or damaged file, too many pixels,
-            an array of the wrong shape, or an argument that is not an image; the message names the file.
+        UnreadableImageError: (a ValueError) an unreadable, truncated or damaged file, too many pixels, or
+            an array of the wrong shape; the message names the file.
+        ValueError: `source` is none of the above.
     """
     if isinstance(source, Image.Image):
         try:
@@ -112,9 +113,7 @@ def load_image(source: ImageSource) -> Image.Image:
     if isinstance(source, np.ndarray):
         return to_rgb(_from_array(source))
     if not isinstance(source, (str, os.PathLike)):
-        raise UnreadableImageError(
-            repr(source)[:80], f"expected a file path, a PIL image or an array, got {type(source).__name__}"
-        )
+        raise ValueError(f"expected an image file path, a PIL image or an array, got {type(source).__name__}")
     image = _decode(source)
     try:
         return to_rgb(image)

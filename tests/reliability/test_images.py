@@ -183,6 +183,27 @@ def test_every_domain_gives_the_same_expected_pixels(case, tmp_path, clip):
     assert all(np.array_equal(first, pixels) for pixels in loaded.values()), "the domains disagree"
 
 
+@pytest.fixture(scope="module")
+def classify_input(tmp_path_factory):
+    """The studio's Classify image box: what it hands the classifier for an uploaded file."""
+    from gradio.data_classes import ImageData
+
+    from studio.ui import build_app
+
+    app = build_app(tmp_path_factory.mktemp("workspace"))
+    (box,) = [block for block in app.blocks.values() if getattr(block, "elem_id", None) == "fewshot-image"]
+    return lambda path: box.preprocess(ImageData(path=str(path), orig_name=path.name))
+
+
+@pytest.mark.parametrize("case", ["16bit_png", "exif_jpeg", "rgba", "palette", "gray_alpha"])
+def test_the_studio_classify_box_gives_the_same_pixels(case, tmp_path, clip, classify_input):
+    name, write, tolerance = CASES[case]
+    path = tmp_path / name
+    expected = write(path)
+    pixels = _vlm_pixels(clip, classify_input(path))
+    assert np.abs(pixels.astype(int) - expected.astype(int)).max() <= tolerance
+
+
 def test_a_16bit_png_is_not_a_white_image_to_the_feature_cache(tmp_path, clip):
     """Before one loader existed, vlm whitened 16-bit files: same cache key and probabilities as white."""
     clf, recorder = clip
