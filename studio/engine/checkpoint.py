@@ -56,11 +56,11 @@ def trainable_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def check_finite_tensors(model: nn.Module, step: int) -> None:
-    """Refuse to checkpoint a model whose trainable tensors hold NaN or infinity.
+    """Refuse to go on with (and save) a model whose trainable tensors hold NaN or infinity.
 
     Args:
         model: the unwrapped model.
-        step: the optimizer step about to be saved, for the message.
+        step: the optimizer step reached, for the message.
 
     Raises:
         ValueError: naming the first non-finite tensors and the step.
@@ -69,7 +69,7 @@ def check_finite_tensors(model: nn.Module, step: int) -> None:
         bad = [name for name, t in _stored_tensors(model).items() if not torch.isfinite(t).all()]
     if bad:
         raise ValueError(
-            f"non-finite values in {', '.join(bad[:3])} at step {step}: no checkpoint written; lower the "
+            f"non-finite values in {', '.join(bad[:3])} at step {step}: nothing is saved; lower the "
             "learning rate or check the data and settings for NaN/inf values"
         )
 

@@ -292,6 +292,9 @@ def train(
                 epoch, consumed = epoch + 1, 0
 
         bar.close()
+        if result.history:
+            # Also without checkpoints: the caller saves these parameters as its artifact next.
+            check_finite_tensors(accelerator.unwrap_model(wrapped), step)
         result.steps = step
         result.stopped = bool(stop)
         state.should_stop = bool(stop)

@@ -65,6 +65,19 @@ def test_checkpoint_with_non_finite_parameters_is_never_written(tmp_path):
     assert all(torch.isfinite(t).all() for t in load_file(saved[0] / "trainable.safetensors").values())
 
 
+def test_run_ending_with_non_finite_parameters_fails_without_output_dir():
+    model = make_model()
+
+    class Poison(Callback):
+        def on_step_end(self, state):
+            if state.step == state.total_steps:
+                with torch.no_grad():
+                    model[3].bias.fill_(math.nan)
+
+    with pytest.raises(ValueError, match=r"non-finite values in 3\.bias at step 9"):
+        train(model, make_data(), mse_loss, callbacks=[Poison()], **KWARGS)
+
+
 def test_finetune_refuses_non_finite_lr(tiny_vit, image_folder):
     from studio.core import inject
     from vision import SSFConfig, finetune
