@@ -13,7 +13,7 @@ import shutil
 import pytest
 from PIL import Image
 
-from tests.ui.browser import CHROMIUM, FLAGS, serve_studio, served_images
+from tests.ui.browser import CHROMIUM, FLAGS, serve_studio, served_downloads, served_images
 
 TIMEOUT_MS = 180_000
 
@@ -134,3 +134,21 @@ def test_fewshot_fit_then_classify(page, fewshot_files, tmp_path):
     percents = [float(p) for p in re.findall(r"(\d+(?:\.\d+)?)\s*%", shown.inner_text())]
     assert len(percents) == len(classes), shown.inner_text()
     assert abs(sum(percents) - 100) <= len(classes), percents  # each shown rounded
+
+
+def test_vit_shows_its_accuracy_confusion_matrix_and_download(page):
+    page.get_by_role("tab", name="ViT fine-tune").click()
+    _fill_number(page, "vit-epochs", 1)
+    page.locator("#vit-train").click()
+    expect(page.locator("#vit-status")).to_contain_text("done")
+    result = page.locator("#vit-result")
+    expect(result).to_contain_text("test accuracy")
+    accuracy = float(re.search(r"test accuracy: (\d+(?:\.\d+)?)%", result.inner_text()).group(1))
+    assert 0 <= accuracy <= 100
+    expect(page.locator("#vit-confusion img").first).to_be_visible()
+    (matrix,) = served_images(page, "#vit-confusion")
+    assert matrix.width > 100
+    page.locator("#vit-download").click()
+    expect(page.locator("#vit-file a").first).to_be_visible()
+    (archive,) = served_downloads(page, "#vit-file")
+    assert archive[:2] == b"PK"  # a zip
