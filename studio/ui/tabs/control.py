@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import zipfile
+
 import gradio as gr
 
 import diffusion
 from diffusion.conditions import CONDITIONS, extract_condition
+from studio.world import render_with_conditions, sample_scenes
 
 from ..errors import guarded
 from ..forms import MethodForm
@@ -13,9 +16,12 @@ from ..tasks.diffusion import CONTROL_METHODS
 from ..workspace import CAPTION_SUFFIXES, IMAGE_SUFFIXES
 from .progress import ProgressPanel
 from .training import base_model_box, run_controls, run_params
+from .uploads import upload_gallery
 
 TITLE = "Control"
 FROM_DATASET = "from the dataset (conditions/ folder)"
+SAMPLE_PAIRS = 24
+SAMPLE_SIZE = 64
 CONFIGS = {
     c.method: c for c in (diffusion.ControlNetConfig, diffusion.T2IAdapterConfig, diffusion.IPAdapterConfig)
 }
@@ -24,6 +30,39 @@ CONFIGS = {
 def condition_params(condition: str, low: float, high: float) -> dict:
     """The extractor parameters the tab's sliders set (only canny has thresholds)."""
     return {"low_threshold": int(low), "high_threshold": int(high)} if condition == "canny" else {}
+
+
+def sample_dataset(studio) -> str:
+    """A zip of captioned renders with their masks in `conditions/`, drawn by the image world (written once).
+
+    It lets a newcomer train a control without a dataset of their own: with "from the dataset" the control
+    learns masks, with an extractor (canny, ...) it derives its conditions from the images.
+
+    Returns:
+        The zip's path inside the workspace.
+    """
+    path = studio.workspace.inside("datasets", "control-sample.zip")
+    if not path.is_file():
+        staging = studio.workspace.new_folder("tmp", "control-sample") / path.name
+        with zipfile.ZipFile(staging, "w") as archive:
+            for i, scene in enumerate(sample_scenes(SAMPLE_PAIRS, seed=0)):
+                drawn = render_with_conditions(scene, SAMPLE_SIZE, seed=i)
+                for member, image in (
+                    (f"{i:02d}.png", drawn["image"]),
+                    (f"conditions/{i:02d}.png", drawn["mask"]),
+                ):
+                    with archive.open(member, "w") as out:
+                        image.save(out, format="PNG")
+                archive.writestr(f"{i:02d}.txt", drawn["caption"])
+        staging.replace(path)
+    return str(path)
+
+
+def shown_for(method: str, condition: str) -> tuple[gr.Dropdown, gr.Slider, gr.Slider]:
+    """The condition box shows for the spatial controls only, the canny thresholds for canny only."""
+    spatial = method != "ip_adapter"
+    canny = spatial and condition == "canny"
+    return gr.Dropdown(visible=spatial), gr.Slider(visible=canny), gr.Slider(visible=canny)
 
 
 def preview_condition(photo, condition: str, low: float, high: float):
@@ -58,19 +97,30 @@ def start(
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(CONTROL_METHODS)}")
     CONFIGS[method](**(options or {}))  # a bad option fails here, before anything is queued
     folder = studio.workspace.import_files(files, "control-data", IMAGE_SUFFIXES + CAPTION_SUFFIXES)
-    extractor = None if condition == FROM_DATASET else condition
+    extractor = None if condition == FROM_DATASET or method == "ip_adapter" else condition
     params = run_params(studio, folder, model, method, steps, preview_every, name, options)
     params.update(condition=extractor, condition_params=condition_params(extractor, low, high))
-    params["name"] = name or f"{method}-{extractor or 'data'}"
-    return studio.jobs.submit("control", params, title=f"{method} ({extractor or 'dataset conditions'})").id
+    if method == "ip_adapter":  # an image prompt: no condition to name
+        params["name"], title = name or method, method
+    else:
+        params["name"] = name or f"{method}-{extractor or 'data'}"
+        title = f"{method} ({extractor or 'dataset conditions'})"
+    return studio.jobs.submit("control", params, title=title).id
 
 
 def build(studio, timer: gr.Timer) -> None:
     """Lay out the tab and wire its events."""
     files = gr.File(
         label="dataset: a zip of images with captions (same-name .txt or metadata.jsonl), optionally conditions/",
-        file_count="multiple", file_types=[".zip", "image", ".txt", ".jsonl"],
+        file_count="multiple", file_types=[".zip", "image", ".txt", ".jsonl"], elem_id="control-files",
     )  # fmt: skip
+    with gr.Row():
+        sample = gr.Button("Use sample data", size="sm", elem_id="control-sample", scale=0)
+        gr.Markdown(
+            f"{SAMPLE_PAIRS} captioned shapes with their masks (in `conditions/`), drawn by the studio's image "
+            "world: train a control without a dataset of your own."
+        )
+    upload_gallery(files, "control-uploads")
     with gr.Row():
         model = base_model_box()
         method = gr.Radio(
@@ -103,12 +153,16 @@ def build(studio, timer: gr.Timer) -> None:
             info="Hysteresis high threshold (ControlNet's recipe: 200).",
         )
     with gr.Row():
-        photo = gr.Image(type="pil", label="photo for the condition preview", height=200)
-        preview = gr.Image(type="pil", label="condition preview", height=200, interactive=False)
+        photo = gr.Image(
+            type="pil", label="photo for the condition preview", height=200, elem_id="control-photo"
+        )
+        preview = gr.Image(
+            type="pil", label="condition preview", height=200, interactive=False, elem_id="control-condition"
+        )
     with gr.Row():
         steps, preview_every, name = run_controls("control")
     form = MethodForm(CONFIGS, "controlnet")
-    train = gr.Button("Train", variant="primary")
+    train = gr.Button("Train", variant="primary", elem_id="control-train")
     panel = ProgressPanel(studio, ("control",), previews=True)
 
     def on_train(files, model, method, condition, low, high, steps, preview_every, name, *values):
@@ -121,4 +175,7 @@ def build(studio, timer: gr.Timer) -> None:
     inputs = [files, model, method, condition, low, high, steps, preview_every, name, *form.inputs]
     train.click(guarded(on_train), inputs, panel.outputs)
     method.change(form.show, method, list(form.groups.values()), queue=False)
+    for trigger in (method.change, condition.change):
+        trigger(shown_for, [method, condition], [condition, low, high], queue=False)
+    sample.click(guarded(lambda: [sample_dataset(studio)]), None, files)
     panel.bind(timer)

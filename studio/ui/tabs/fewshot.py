@@ -10,6 +10,7 @@ from ..errors import guarded
 from ..forms import MethodForm
 from ..tasks.fewshot import classify, labelled_images, parse_classnames
 from .progress import ProgressPanel
+from .uploads import upload_gallery
 
 TITLE = "Few-shot CLIP"
 CONFIGS = {name: method.config_cls for name, method in vlm.METHODS.items()}
@@ -81,6 +82,7 @@ def build(studio, timer: gr.Timer) -> None:
             info="Comma-separated, e.g. 'star, heart, crescent, arrow'.",
             elem_id="fewshot-classnames",
         )
+    upload_gallery(files, "fewshot-uploads")
     with gr.Row():
         model = gr.Textbox(
             "studio/shapes-clip",

@@ -56,10 +56,20 @@ def build(studio, timer: gr.Timer) -> None:
             type="pil",
             label="control image (ControlNet / T2I-Adapter; a photo is converted by the artifact's extractor)",
             height=200,
+            elem_id="generate-control",
         )
-        ip_image = gr.Image(type="pil", label="reference image (IP-Adapter)", height=200)
+        ip_image = gr.Image(
+            type="pil", label="reference image (IP-Adapter)", height=200, elem_id="generate-reference"
+        )
     run = gr.Button("Generate", variant="primary", elem_id="generate-run")
-    gallery = gr.Gallery(label="generated", columns=4, height=360, elem_id="generate-gallery")
+    gallery = gr.Gallery(
+        label="generated",
+        columns=4,
+        height="auto",
+        object_fit="contain",
+        format="png",
+        elem_id="generate-gallery",
+    )
     history = gr.State([])
     seen = gr.State(None)
 

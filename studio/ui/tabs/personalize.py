@@ -12,6 +12,7 @@ from ..tasks.diffusion import PERSONALIZE_METHODS
 from ..workspace import check_upload, list_images
 from .progress import ProgressPanel
 from .training import base_model_box, run_controls, run_params
+from .uploads import upload_gallery
 
 TITLE = "Personalize"
 MAX_IMAGES = 50
@@ -100,6 +101,7 @@ def build(studio, timer: gr.Timer) -> None:
         file_types=["image", ".zip"],
         elem_id="personalize-files",
     )
+    upload_gallery(files, "personalize-uploads")
     with gr.Row():
         model = base_model_box()
         method = gr.Radio(

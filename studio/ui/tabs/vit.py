@@ -6,9 +6,10 @@ import gradio as gr
 
 import vision
 
+from ..confusion import result_markdown
 from ..errors import guarded
 from ..forms import MethodForm, number
-from ..tasks.vit import BUNDLED_TASKS, bundled_dataset
+from ..tasks.vit import BUNDLED_TASKS, CONFUSION_PICTURE, bundled_dataset, read_result
 from .progress import ProgressPanel
 
 TITLE = "ViT fine-tune"
@@ -93,7 +94,14 @@ def build(studio, timer: gr.Timer) -> None:
         )
     form = MethodForm(vision.METHOD_CONFIGS, "ssf")
     with gr.Row():
-        epochs = gr.Number(5, label="epochs", precision=0, minimum=1, info="Passes over the training images.")
+        epochs = gr.Number(
+            5,
+            label="epochs",
+            precision=0,
+            minimum=1,
+            info="Passes over the training images.",
+            elem_id="vit-epochs",
+        )
         lr = gr.Number(
             1e-2,
             label="learning rate",
@@ -105,11 +113,18 @@ def build(studio, timer: gr.Timer) -> None:
         name = gr.Textbox(
             "", label="adapter name", info="Its name in the library (default: method and data)."
         )
-    train = gr.Button("Train", variant="primary")
+    train = gr.Button("Train", variant="primary", elem_id="vit-train")
     panel = ProgressPanel(studio, ("vit",), metric_plot=True)
     with gr.Row():
-        download = gr.Button("Download the adapter", size="sm")
-        file = gr.File(label="adapter (zip)", interactive=False)
+        result = gr.Markdown("", elem_id="vit-result")
+        confusion = gr.Image(
+            label="confusion matrix (rows: true class, columns: predicted)", type="filepath", interactive=False,
+            visible=False, format="png", elem_id="vit-confusion",
+        )  # fmt: skip
+    with gr.Row():
+        download = gr.Button("Download the adapter", size="sm", elem_id="vit-download")
+        file = gr.File(label="adapter (zip)", interactive=False, elem_id="vit-file")
+    shown = gr.State(None)
 
     def on_train(source, task, files, model, weights, method, epochs, lr, batch_size, name, *values):
         options = form.options(method, list(values))
@@ -122,8 +137,21 @@ def build(studio, timer: gr.Timer) -> None:
             raise ValueError("no finished fine-tuning yet")
         return str(studio.library.zip(studio.workspace.inside(job.artifact).name))
 
+    def on_tick(previous):
+        job = panel.job()
+        folder = None if job is None else studio.jobs.job_folder(job.id)
+        record = read_result(folder) if job is not None and job.status == "done" else None
+        key = (job and job.id, record is not None)
+        if key == previous:
+            return gr.skip(), gr.skip(), previous
+        if record is None:
+            return "", gr.Image(value=None, visible=False), key
+        text = result_markdown(record["split"], record["confusion"], record["classes"])
+        return text, gr.Image(value=str(folder / CONFUSION_PICTURE), visible=True), key
+
     inputs = [source, task, files, model, weights, method, epochs, lr, batch_size, name, *form.inputs]
     train.click(guarded(on_train), inputs, panel.outputs)
     method.change(form.show, method, list(form.groups.values()), queue=False)
     download.click(guarded(on_download), None, file)
+    timer.tick(on_tick, shown, [result, confusion, shown], show_progress="hidden", queue=False)
     panel.bind(timer)

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils.data import DataLoader
 
 import vision
-from studio.core import inject, is_asset_name, parameter_report, save_adapter
+from studio.core import (
+    atomic_path,
+    inject,
+    is_asset_name,
+    parameter_report,
+    save_adapter,
+    train_mode,
+    write_json,
+)
 from studio.world import digits_task, novel_concept_task, write_image_folder
 
+from ..confusion import confusion_matrix, confusion_picture
 from ..library import Entry
 
 # Bundled tasks from the image world: label -> (builder, description).
@@ -22,6 +33,8 @@ BUNDLED_TASKS = {
     "digits": (lambda: digits_task(size=32), "scikit-learn's handwritten digits, 10 classes"),
 }
 SPLITS = ("train", "val", "test")
+RESULT_FILE = "result.json"  # in the job folder: the split, classes and confusion matrix the tab shows
+CONFUSION_PICTURE = "confusion.png"
 
 
 def bundled_dataset(studio, name: str) -> Path:
@@ -72,6 +85,34 @@ def pretrained_arg(model: str, weights: str) -> bool | str:
     return weights
 
 
+def predictions(model: torch.nn.Module, data: Any, classes: list[str]) -> list[tuple[int, int]]:
+    """`(true, predicted)` class indices of `model` on `data` (a folder or `(image, label)` pairs)."""
+    dataset = vision.as_dataset(data, vision.image_transform(model), classes)
+    was_training = model.training
+    train_mode(model, False)
+    pairs = []
+    with torch.no_grad():
+        for images, labels in DataLoader(dataset, batch_size=64):
+            predicted = model(images.to(next(model.parameters()).device)).argmax(-1).cpu()
+            pairs += zip(labels.tolist(), predicted.tolist(), strict=True)
+    train_mode(model, was_training)
+    return pairs
+
+
+def write_result(folder: Path, split: str, pairs: list[tuple[int, int]], classes: list[str]) -> None:
+    """Write what the ViT tab shows after a run: `result.json` and the confusion matrix as a picture."""
+    matrix = confusion_matrix(pairs, len(classes))
+    with atomic_path(folder / CONFUSION_PICTURE) as tmp:
+        confusion_picture(matrix, classes).save(tmp, format="PNG")
+    write_json(folder / RESULT_FILE, {"split": split, "classes": classes, "confusion": matrix})
+
+
+def read_result(folder: Path) -> dict[str, Any] | None:
+    """The result a finished run wrote into its job folder (None before it is written)."""
+    path = folder / RESULT_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def run(studio, ctx) -> Path | None:
     """Fine-tune, evaluate and publish a ViT adapter (the job kind `"vit"`)."""
     p = ctx.params
@@ -110,6 +151,9 @@ def run(studio, ctx) -> Path | None:
         ctx.report("evaluating on the test split")
         scores = vision.evaluate(model, test, classes=classes, progress=False)
         metrics.update({"test_accuracy": scores["accuracy"], "test_loss": scores["loss"]})
+    split, data = ("test", test) if test is not None else ("validation", val)
+    if data is not None:
+        write_result(ctx.folder, split, predictions(model, data, classes), classes)
     metadata = {"classes": classes, "pretrained": p.get("weights") or None, "init_seed": p.get("seed", 0)}
     folder = save_adapter(model, ctx.output_dir / "adapter", metadata={**metadata, "metrics": metrics})
     entry = Entry(p["name"], "vision", p["method"], p["model"], metrics=metrics, job=ctx.job.id)
