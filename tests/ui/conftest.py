@@ -8,6 +8,17 @@ from PIL import Image
 from studio.world import Scene, novel_concept_task, render
 
 
+@pytest.fixture(autouse=True)
+def home(tmp_path_factory, monkeypatch):
+    """Every studio test runs under a fresh temporary home with the cache variables unset: nothing reads or
+    writes the real `~/.cache`, and the default cache and workspace paths themselves are what runs."""
+    folder = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(folder))
+    for variable in ("STUDIO_CACHE", "STUDIO_SVD_CACHE", "STUDIO_WORKSPACE"):
+        monkeypatch.delenv(variable, raising=False)
+    return folder
+
+
 @pytest.fixture
 def studio(tmp_path):
     """A `Studio` (workspace, library, job queue) in a temporary folder."""

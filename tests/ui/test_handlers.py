@@ -22,17 +22,19 @@ def test_vit_job_trains_evaluates_and_publishes_a_loadable_adapter(studio):
                        "", {"init_std": 0.0})  # fmt: skip
     job = studio.jobs.wait(job_id, 240)
     assert job.status == "done", job.message
-    assert job.metrics and 0 <= job.metrics[-1]["accuracy"] <= 1 and len(job.losses) == job.step
+    assert len(job.losses) == job.step
     entry = studio.library.entries()[0]
     assert (entry.domain, entry.method, entry.base_model) == ("vision", "ssf", "studio/shapes-vit")
-    assert set(entry.metrics) >= {"val_accuracy", "test_accuracy"}
+    # Two steps already lift 4-class validation accuracy well above chance (0.25); the page shows that number.
+    assert job.metrics[-1]["accuracy"] == entry.metrics["val_accuracy"] > 0.4
+    assert entry.metrics["test_accuracy"] > 0.4
     config = json.loads((studio.library.path(entry.name) / "adapter_config.json").read_text())
     assert config["method"] == "ssf" and config["metadata"]["classes"] == entry.extra["classes"]
     with zipfile.ZipFile(studio.library.zip(entry.name)) as zf:
         assert {"adapter_model.safetensors", "adapter_config.json"} <= set(zf.namelist())
 
 
-def test_fewshot_fit_then_classify(studio, fewshot_files):
+def test_fewshot_fit_then_classify(studio, fewshot_files, home):
     files, classes, test = fewshot_files
     with pytest.raises(ValueError, match="fit a classifier first"):
         fewshot.chosen_classifier(studio, None)
@@ -44,6 +46,15 @@ def test_fewshot_fit_then_classify(studio, fewshot_files):
     assert fewshot.chosen_classifier(studio, "other") == "other"
     probs = classify(studio, studio.classifiers, "shapes", test[0][0])
     assert list(probs) == classes and abs(sum(probs.values()) - 1) < 1e-6
+    # The fit learned its labelled uploads: most come back as their own class (chance: 1 in 4).
+    predicted = [
+        max(p, key=p.get) for p in (classify(studio, studio.classifiers, "shapes", f) for f in files)
+    ]
+    labels = [Path(f).stem.rsplit("_", 1)[0] for f in files]
+    assert sum(map(str.__eq__, predicted, labels)) >= 0.75 * len(files)
+    assert list(
+        (home / ".cache" / "adaptation-studio" / "clip-features").rglob("*.safetensors")
+    )  # default cache
 
 
 def test_fewshot_unlabelled_image_is_refused_before_queueing(studio, png):
@@ -136,13 +147,15 @@ def test_method_forms_round_trip_every_default_with_help_texts():
             )
 
 
-def test_build_app_has_every_tab(tmp_path):
+def test_build_app_has_every_tab(tmp_path, home):
     from studio.ui import build_app
 
     app = build_app(tmp_path / "ws")
     labels = {b.label for b in app.blocks.values() if isinstance(b, gr.Tab)}
     assert labels == {"Personalize", "Control", "Generate", "ViT fine-tune", "Few-shot CLIP", "Library"}
     assert (tmp_path / "ws" / "jobs").is_dir() and app.studio.workspace.root == (tmp_path / "ws").resolve()
+    default = build_app().studio.workspace.root  # the default workspace, under the (temporary) home
+    assert default == (home / ".cache" / "adaptation-studio" / "workspace").resolve()
 
 
 def test_a_bad_image_among_good_ones_is_named_before_anything_is_queued(studio, concept_files, tmp_path):
@@ -276,3 +289,17 @@ def test_model_boxes_cannot_make_the_server_read_outside_its_folders(studio, few
     with pytest.raises(gr.Error, match="model: 'local-dir:/' is outside"):
         guarded(sample)(studio, PipelineCache(), settings)
     assert not studio.jobs.jobs
+
+
+def test_the_settings_file_names_the_control_and_reference_images(studio, monkeypatch):
+    import diffusion
+
+    monkeypatch.setattr(PipelineCache, "get", lambda self, model: None)
+    monkeypatch.setattr(diffusion, "generate", lambda pipe, prompt, **kw: [Image.new("RGB", (8, 8))])
+    control, reference = Image.new("L", (8, 8), 255), Image.new("RGB", (8, 8), (0, 0, 255))
+    settings = {"model": "studio/shapes-sd", "prompt": "a star", "seed": 1, "steps": 2, "guidance": 7.5}
+    ((path, _),) = sample(studio, PipelineCache(), settings, control_image=control, ip_image=reference)
+    record = json.loads(Path(path).with_suffix(".json").read_text())
+    folder = Path(path).parent
+    assert np.array_equal(np.asarray(Image.open(folder / record["control_image"])), np.asarray(control))
+    assert np.array_equal(np.asarray(Image.open(folder / record["ip_image"])), np.asarray(reference))

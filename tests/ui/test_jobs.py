@@ -171,10 +171,10 @@ def test_the_tab_keeps_showing_its_running_job_with_the_queue_below(tmp_path):
     panel = _panel(queue)
     running = queue.submit("lin", {"steps": 2}, title="first run")
     assert started.wait(10)
-    queued = queue.submit("lin", {"steps": 2}, title="second run")  # Train pressed during the run
+    queued = queue.submit("lin", {"steps": 2}, title="second run <my-token>")  # Train pressed during the run
     drawn = _drawn(panel, panel.render(panel.job()))
     assert "first run" in drawn[panel.status] and "`running`" in drawn[panel.status]
-    assert "1. second run" in drawn[panel.queue]
+    assert "1. second run &lt;my-token&gt;" in drawn[panel.queue]
     # Stop acts on the job the page shows, not on the newest one.
     panel.stop_shown(drawn[panel.version])
     assert queue.get(queued.id).status == "queued"

@@ -48,9 +48,8 @@ def queue_lines(waiting: list[Job]) -> str:
     """Markdown list of the tab's queued jobs, in the order they will run (empty when none waits)."""
     if not waiting:
         return ""
-    return "**queued in this tab** (next first):\n" + "\n".join(
-        f"{i}. {j.title}" for i, j in enumerate(waiting, 1)
-    )
+    lines = (f"{i}. {html.escape(j.title)}" for i, j in enumerate(waiting, 1))  # a <token> is text, not a tag
+    return "**queued in this tab** (next first):\n" + "\n".join(lines)
 
 
 def loss_frame(job: Job | None) -> pd.DataFrame:
