@@ -310,7 +310,9 @@ def test_small_cpu_steps_run_on_one_thread_and_restore_the_count():
     assert step_threads(1e6, torch.device("cpu")) == 1
     assert step_threads(1e12, torch.device("cpu")) is None
     assert step_threads(1e6, torch.device("cuda")) is None
-    torch.set_num_threads(2)  # the module runs on one thread: start from another count, or a missing cap passes
+    torch.set_num_threads(
+        2
+    )  # the module runs on one thread: start from another count, or a missing cap passes
     seen = []
     param = torch.nn.Parameter(torch.zeros(3))
     train_epochs(
