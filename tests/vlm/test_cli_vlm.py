@@ -5,15 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
-from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
-from safetensors.torch import save_file
 
 import vlm
 from studio.cli import main
-
-VISION = {"image_size": 32, "patch_size": 8, "width": 32, "layers": 1, "head_width": 16}
-TEXT = {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}
+from tests.vlm.tiny import save_tiny_clip
 
 
 @pytest.fixture(autouse=True)
@@ -25,15 +20,7 @@ def feature_cache(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory):
     """A tiny random CLIP in open_clip's local-dir format: `open_clip_config.json` + safetensors weights."""
-    folder = tmp_path_factory.mktemp("tiny-clip")
-    torch.manual_seed(0)
-    model = CLIP(embed_dim=32, vision_cfg=CLIPVisionCfg(**VISION), text_cfg=CLIPTextCfg(**TEXT))
-    config = {"model_cfg": {"embed_dim": 32, "vision_cfg": VISION, "text_cfg": TEXT}, "preprocess_cfg": {}}
-    (folder / "open_clip_config.json").write_text(json.dumps(config))
-    save_file(
-        {k: v.contiguous() for k, v in model.state_dict().items()}, folder / "open_clip_model.safetensors"
-    )
-    return f"local-dir:{folder}"
+    return save_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
 
 
 def fit_args(model: str, data, out, *extra: str) -> list[str]:

@@ -12,7 +12,7 @@ import torch
 
 import vlm
 from studio.core import resolve_asset
-from studio.world import PRETRAIN_SHAPES, Scene, render, shape_classification
+from studio.world import Scene, render
 
 NAME = "studio/shapes-clip"
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,13 +36,6 @@ def test_asset_is_complete_and_small():
 def _first_image_weight(model) -> str:
     """The image tower's first weight matrix or kernel (a timm convnet's stem), whatever the architecture."""
     return next(k for k, v in model.state_dict().items() if k.startswith("visual.") and v.ndim >= 2)
-
-
-@pytest.mark.slow
-def test_recorded_zero_shot_accuracy_meets_the_target():
-    metrics = json.loads((resolve_asset(NAME) / "metrics.json").read_text())
-    assert metrics["zero_shot"]["shape_accuracy"] >= 0.8
-    assert metrics["zero_shot"]["colour_accuracy"] >= 0.8
 
 
 def test_stock_open_clip_loads_the_folder_offline():
@@ -144,14 +137,10 @@ def _recipe():
 
 
 @pytest.mark.slow
-def test_zero_shot_shape_accuracy_on_fresh_images(clip):
-    model, preprocess, tokenizer = clip
-    pairs = shape_classification(
-        0, 0, 40, seed=4242
-    ).test  # a seed neither training nor the recipe's eval used
-    images, labels = zip(*pairs, strict=True)
-    recipe = _recipe()
-    accuracy = recipe.zero_shot_accuracy(
-        model, preprocess, tokenizer, images, labels, PRETRAIN_SHAPES, recipe.SHAPE_TEMPLATES
-    )
-    assert accuracy >= 0.8
+def test_zero_shot_shape_and_colour_accuracy_on_fresh_images(clip):
+    """The model itself, not the numbers its recipe recorded: fresh images from a seed neither training nor
+    the recipe's evaluation used (the shape floor also runs fast in tests/vlm/test_fewshot_clip.py)."""
+    with torch.no_grad():
+        metrics = _recipe().evaluate(*clip, per_class=20, seed=4242)
+    assert metrics["shape_accuracy"] >= 0.8, metrics  # measured 0.89 (chance 1/7)
+    assert metrics["colour_accuracy"] >= 0.8, metrics  # measured 1.0
