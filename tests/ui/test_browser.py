@@ -7,6 +7,7 @@ ControlNet with previews on the sample data → Generate with a control image, t
 Few-shot fit → classify; the Stop → Resume flow is marked slow.
 """
 
+import json
 import re
 import shutil
 
@@ -23,8 +24,14 @@ expect = sync_api.expect
 
 
 @pytest.fixture(scope="module")
-def studio_url(tmp_path_factory):
-    with serve_studio(tmp_path_factory.mktemp("studio")) as url:
+def studio_folder(tmp_path_factory):
+    """The folder of the served studio: its `workspace/`, its isolated `HOME`, its log."""
+    return tmp_path_factory.mktemp("studio")
+
+
+@pytest.fixture(scope="module")
+def studio_url(studio_folder):
+    with serve_studio(studio_folder) as url:
         yield url
 
 
@@ -93,7 +100,7 @@ def test_textual_inversion_then_generate_with_the_token(page, concept_files):
     served_images(page)  # everything else the page shows loads too
 
 
-def test_controlnet_on_the_sample_data_with_previews_then_generate(page, tmp_path):
+def test_controlnet_on_the_sample_data_with_previews_then_generate(page, tmp_path, studio_folder):
     page.get_by_role("tab", name="Control").click()
     page.locator("#control-sample").click()
     expect(page.locator("#control-files")).to_contain_text("control-sample")
@@ -114,7 +121,14 @@ def test_controlnet_on_the_sample_data_with_previews_then_generate(page, tmp_pat
     _pick_artifact(page, "controlnet-canny")
     page.locator("#generate-control input[type=file]").set_input_files(str(photo))
     expect(page.locator("#generate-control img").first).to_be_visible()
-    _generate(page, "a red circle on a grey background")
+    long_prompt = " ".join(["a red circle on a grey background"] * 8 + ["and a purple moon"])
+    _generate(page, long_prompt)
+    expect(page.locator("#generate-notes")).to_contain_text("and a purple moon")  # cut, and the user is told
+    records = (studio_folder / "workspace" / "generations").glob("*/00.json")
+    (record,) = [r for r in records if json.loads(r.read_text())["prompt"] == long_prompt]
+    settings = json.loads(record.read_text())
+    assert settings["adapters"] == ["controlnet-canny"] and settings["control_image"] == "control_image.png"
+    assert Image.open(record.parent / "control_image.png").size == (64, 64)  # the control image is kept
 
 
 def test_fewshot_fit_then_classify(page, fewshot_files, tmp_path):

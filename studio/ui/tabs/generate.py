@@ -19,6 +19,28 @@ def adapter_choices(studio) -> list[tuple[str, str]]:
     ]
 
 
+def truncation_note(tokenizer, prompt: str) -> str:
+    """A line for the user when `prompt` is longer than the text encoder reads ("" when it fits).
+
+    Stable Diffusion pipelines cut a prompt to the tokenizer's `model_max_length` (77 for CLIP) and only log
+    it; the user should see which words had no effect.
+    """
+    limit = tokenizer.model_max_length - 2  # the start and end markers take two places
+
+    def tokens(text: str) -> int:
+        return len(tokenizer(text, truncation=False).input_ids) - 2
+
+    total = tokens(prompt)
+    if total <= limit:
+        return ""
+    words = prompt.split()
+    kept = max(k for k in range(len(words) + 1) if tokens(" ".join(words[:k])) <= limit)
+    return (
+        f"The prompt has {total} tokens and the text encoder reads {limit}: the words from "
+        f'"{" ".join(words[kept:])}" on were cut and had no effect.'
+    )
+
+
 def build(studio, timer: gr.Timer) -> None:
     """Lay out the tab and wire its events."""
     cache = PipelineCache()
@@ -70,6 +92,7 @@ def build(studio, timer: gr.Timer) -> None:
         format="png",
         elem_id="generate-gallery",
     )
+    notes = gr.Markdown("", elem_id="generate-notes")
     history = gr.State([])
     seen = gr.State(None)
 
@@ -86,8 +109,10 @@ def build(studio, timer: gr.Timer) -> None:
             "adapters": list(adapters or []),
         }
         new = sample(studio, cache, settings, control_image, ip_image)
+        with cache.lock:
+            note = truncation_note(cache.get(settings["model"]).tokenizer, prompt)
         history = new + list(history)
-        return history, history
+        return history, history, note
 
     def on_tick(previous):
         choices = adapter_choices(studio)
@@ -96,5 +121,5 @@ def build(studio, timer: gr.Timer) -> None:
         return gr.Dropdown(choices=choices), choices
 
     inputs = [prompt, negative, model, seed, steps, guidance, adapters, control_image, ip_image, history]
-    run.click(guarded(on_generate), inputs, [gallery, history])
+    run.click(guarded(on_generate), inputs, [gallery, history, notes])
     timer.tick(on_tick, seen, [adapters, seen], show_progress="hidden", queue=False)
