@@ -12,7 +12,6 @@ its settings or data is not resumed, since the same inputs would fail again.
 
 from __future__ import annotations
 
-import copy
 import itertools
 import json
 import logging
@@ -22,7 +21,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -277,15 +276,6 @@ class JobQueue:
                 raise ValueError(f"no job {job_id!r}")
             return self.jobs[job_id]
 
-    def snapshot(self, job_id: str) -> Job:
-        """A copy of job `job_id`'s record taken at one instant, so a page draws a consistent state.
-
-        Raises:
-            ValueError: no such job.
-        """
-        with self._lock:
-            return copy.deepcopy(self.get(job_id))
-
     def latest(self, kinds: tuple[str, ...]) -> Job | None:
         """The newest job of one of `kinds`, or None."""
         with self._lock:
@@ -300,7 +290,7 @@ class JobQueue:
         with self._lock:
             running = [c.job for c in self._running.values() if c.job.kind in kinds]
             job = running[0] if running else self.latest(kinds)
-            return None if job is None else copy.deepcopy(job)
+            return None if job is None else _copy(job)
 
     def waiting(self, kinds: tuple[str, ...], shown: Job | None = None) -> list[Job]:
         """The queued jobs of `kinds` other than `shown`, in the order they will run."""
@@ -409,6 +399,11 @@ class JobQueue:
         if artifact is not None:
             done["artifact"] = str(Path(artifact).resolve().relative_to(self.workspace.root))
         self.update(job, **done)
+
+
+def _copy(job: Job) -> Job:
+    # History lists only grow or are replaced, and their entries never change: copying the lists is enough.
+    return replace(job, losses=list(job.losses), metrics=list(job.metrics), previews=list(job.previews))
 
 
 def plural(count: int, noun: str) -> str:
