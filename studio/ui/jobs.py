@@ -12,7 +12,7 @@ its settings or data is not resumed, since the same inputs would fail again.
 
 from __future__ import annotations
 
-import copy
+import itertools
 import json
 import logging
 import queue
@@ -21,7 +21,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +187,8 @@ class JobQueue:
         self._lock = threading.RLock()
         self._pending: dict[str, queue.Queue[tuple[str, bool]]] = {}
         self._running: dict[str, JobContext] = {}
+        self._order: dict[str, int] = {}  # job id -> its place in its lane's line (a ticket number)
+        self._tickets = itertools.count()
         self._last_save: dict[str, float] = {}
         self._load_records()
         for lane in sorted(set(self.lanes.values())):
@@ -219,9 +221,7 @@ class JobQueue:
         with self._lock:
             self.jobs[job.id] = job
             self.job_folder(job.id).mkdir(parents=True, exist_ok=True)
-            self._position_message(job)
-            self._save(job, force=True)
-        self._pending[self.lanes[kind]].put((job.id, False))
+            self._enqueue(job, resume=False)
         return job
 
     def stop(self, job_id: str) -> Job:
@@ -237,6 +237,7 @@ class JobQueue:
                 self.update(job, message="stopping after this step…")
             elif job.status == "queued":
                 self.update(job, status="stopped", message="cancelled before it started")
+                self._renumber(self.lanes[job.kind])
             else:
                 raise ValueError(f"{job.title} is {job.status}, not running: nothing to stop")
             return job
@@ -260,9 +261,8 @@ class JobQueue:
                     if job.status == "failed"
                     else f"{job.title} is {job.status}; only a stopped or interrupted job resumes"
                 )
-            self.update(job, status="queued", retryable=False)
-            self._position_message(job)
-        self._pending[self.lanes[job.kind]].put((job_id, True))
+            self.update(job, retryable=False)
+            self._enqueue(job, resume=True)
         return job
 
     def get(self, job_id: str) -> Job:
@@ -275,15 +275,6 @@ class JobQueue:
             if job_id not in self.jobs:
                 raise ValueError(f"no job {job_id!r}")
             return self.jobs[job_id]
-
-    def snapshot(self, job_id: str) -> Job:
-        """A copy of job `job_id`'s record taken at one instant, so a page draws a consistent state.
-
-        Raises:
-            ValueError: no such job.
-        """
-        with self._lock:
-            return copy.deepcopy(self.get(job_id))
 
     def latest(self, kinds: tuple[str, ...]) -> Job | None:
         """The newest job of one of `kinds`, or None."""
@@ -299,7 +290,7 @@ class JobQueue:
         with self._lock:
             running = [c.job for c in self._running.values() if c.job.kind in kinds]
             job = running[0] if running else self.latest(kinds)
-            return None if job is None else copy.deepcopy(job)
+            return None if job is None else _copy(job)
 
     def waiting(self, kinds: tuple[str, ...], shown: Job | None = None) -> list[Job]:
         """The queued jobs of `kinds` other than `shown`, in the order they will run."""
@@ -309,7 +300,7 @@ class JobQueue:
                 for j in self.jobs.values()
                 if j.kind in kinds and j.status == "queued" and (shown is None or j.id != shown.id)
             ]
-        return sorted(jobs, key=lambda j: (j.created, j.id))
+        return sorted(jobs, key=lambda j: self._order.get(j.id, -1))
 
     def update(self, job: Job, **changes: Any) -> None:
         """Change fields of `job`'s record and persist it (throttled while it runs)."""
@@ -331,14 +322,25 @@ class JobQueue:
     def _running_ctx(self, job_id: str) -> JobContext | None:
         return next((c for c in self._running.values() if c.job.id == job_id), None)
 
-    def _position_message(self, job: Job) -> None:
+    def _enqueue(self, job: Job, resume: bool) -> None:
         lane = self.lanes[job.kind]
-        ahead = sum(
-            1
-            for j in self.jobs.values()
-            if j.status in ACTIVE and j.id != job.id and self.lanes.get(j.kind) == lane
-        )
-        job.message = f"queued behind {ahead} job{'s' if ahead != 1 else ''}" if ahead else "queued"
+        self._order[job.id] = next(self._tickets)
+        self.update(job, status="queued")
+        self._pending[lane].put((job.id, resume))
+        self._renumber(lane)
+
+    def _renumber(self, lane: str) -> None:
+        """Tell each queued job of `lane` how many jobs are ahead of it (after a job joins, starts or leaves)."""
+        with self._lock:
+            line = sorted(
+                (j for j in self.jobs.values() if j.status == "queued" and self.lanes.get(j.kind) == lane),
+                key=lambda j: self._order.get(j.id, -1),
+            )
+            running = int(lane in self._running)
+            for ahead, job in enumerate(line, start=running):
+                message = f"queued behind {plural(ahead, 'job')}" if ahead else "queued"
+                if job.message != message:
+                    self.update(job, message=message)
 
     def _save(self, job: Job, force: bool = False) -> None:
         now = time.monotonic()
@@ -373,9 +375,11 @@ class JobQueue:
                 self.update(
                     job, status="running", attempts=job.attempts + 1, first_step=job.step, message="starting"
                 )
+                self._renumber(lane)
             self._run(ctx)
             with self._lock:
                 del self._running[lane]
+                self._renumber(lane)
 
     def _run(self, ctx: JobContext) -> None:
         job = ctx.job
@@ -395,6 +399,11 @@ class JobQueue:
         if artifact is not None:
             done["artifact"] = str(Path(artifact).resolve().relative_to(self.workspace.root))
         self.update(job, **done)
+
+
+def _copy(job: Job) -> Job:
+    # History lists only grow or are replaced, and their entries never change: copying the lists is enough.
+    return replace(job, losses=list(job.losses), metrics=list(job.metrics), previews=list(job.previews))
 
 
 def plural(count: int, noun: str) -> str:

@@ -289,17 +289,3 @@ def test_model_boxes_cannot_make_the_server_read_outside_its_folders(studio, few
     with pytest.raises(gr.Error, match="model: 'local-dir:/' is outside"):
         guarded(sample)(studio, PipelineCache(), settings)
     assert not studio.jobs.jobs
-
-
-def test_the_settings_file_names_the_control_and_reference_images(studio, monkeypatch):
-    import diffusion
-
-    monkeypatch.setattr(PipelineCache, "get", lambda self, model: None)
-    monkeypatch.setattr(diffusion, "generate", lambda pipe, prompt, **kw: [Image.new("RGB", (8, 8))])
-    control, reference = Image.new("L", (8, 8), 255), Image.new("RGB", (8, 8), (0, 0, 255))
-    settings = {"model": "studio/shapes-sd", "prompt": "a star", "seed": 1, "steps": 2, "guidance": 7.5}
-    ((path, _),) = sample(studio, PipelineCache(), settings, control_image=control, ip_image=reference)
-    record = json.loads(Path(path).with_suffix(".json").read_text())
-    folder = Path(path).parent
-    assert np.array_equal(np.asarray(Image.open(folder / record["control_image"])), np.asarray(control))
-    assert np.array_equal(np.asarray(Image.open(folder / record["ip_image"])), np.asarray(reference))

@@ -220,3 +220,17 @@ def test_a_change_while_the_page_draws_is_redrawn_on_the_next_tick(tmp_path, mon
     monkeypatch.setattr(progress, "loss_frame", original)
     assert "`failed`" in _drawn(panel, panel.refresh(seen[panel.version]))[panel.status]
     gate.set()
+
+
+def test_queued_jobs_are_told_their_place_as_the_line_moves(tmp_path):
+    started, gate = threading.Event(), threading.Event()
+    queue = JobQueue(Workspace(tmp_path), {"lin": _linear_runner(started, gate)})
+    first = queue.submit("lin", {"steps": 1})
+    assert started.wait(10)
+    second, third = queue.submit("lin", {"steps": 1}), queue.submit("lin", {"steps": 1})
+    assert (second.message, third.message) == ("queued behind 1 job", "queued behind 2 jobs")
+    queue.stop(second.id)  # cancelled: the third moves up
+    assert third.message == "queued behind 1 job"
+    assert [j.id for j in queue.waiting(("lin",))] == [third.id]
+    gate.set()
+    assert queue.wait(first.id).status == queue.wait(third.id).status == "done"

@@ -116,8 +116,7 @@ class PipelineCache:
 def sample(
     studio, cache: PipelineCache, settings: dict[str, Any], control_image=None, ip_image=None
 ) -> list[tuple[str, str]]:
-    """Generate images and record each one's settings beside it in `generations/`, with the control and
-    reference images it was given (`control_image.png`, `ip_image.png`).
+    """Generate images and record each one's settings beside it in `generations/`.
 
     Args:
         studio: the app's `Studio`.
@@ -159,16 +158,11 @@ def sample(
         images = diffusion.generate(pipe, settings["prompt"], **kwargs)
     images = images if isinstance(images, list) else [images]
     folder = studio.workspace.new_folder("generations", safe_name(settings["prompt"])[:40])
-    inputs = {"control_image": control_image, "ip_image": ip_image}
-    for key, picture in inputs.items():  # the settings file names the pictures it was made from
-        if picture is not None:
-            picture.save(folder / f"{key}.png")
-    recorded = {key: f"{key}.png" for key, picture in inputs.items() if picture is not None}
     out = []
     for i, image in enumerate(images):
         path = folder / f"{i:02d}.png"
         image.save(path)
-        record = {**settings, **recorded, "index": i, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+        record = {**settings, "index": i, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
         (folder / f"{i:02d}.json").write_text(json.dumps(record, indent=2))
         out.append((str(path), caption(settings)))
     return out
