@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny timm ViT and a tiny ImageFolder directory."""
+"""Shared fixtures: caches kept out of the home folder, a tiny timm ViT and a tiny ImageFolder directory."""
 
 from __future__ import annotations
 
@@ -28,6 +28,19 @@ def write_image_folder(root, classes=("circle", "square", "stripes"), per_class=
             array[..., c % 3] += 150
             Image.fromarray(array).save(root / name / f"{i}.png")
     return root
+
+
+@pytest.fixture(autouse=True, scope="session")
+def isolated_caches(tmp_path_factory):
+    """Point the on-disk caches (CLIP features, SVDiff's SVDs) at temporary folders for the whole session.
+
+    Session-wide, so module-scoped fixtures use them too; what a test finds there was written by this run, never
+    by an earlier one in the real home cache. `tests/test_caches.py` covers the default locations.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("STUDIO_CACHE", str(tmp_path_factory.mktemp("studio-cache")))
+        patch.setenv("STUDIO_SVD_CACHE", str(tmp_path_factory.mktemp("svd-cache")))
+        yield
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """Fixtures of the diffusion tests: the tiny pipeline saved once per session (so that stock
-`StableDiffusionPipeline.from_pretrained` loads the very same weights) and an isolated SVD cache."""
+`StableDiffusionPipeline.from_pretrained` loads the very same weights); tests/conftest.py isolates the SVD cache."""
 
 from __future__ import annotations
 
@@ -22,11 +22,3 @@ def tiny_pipe(tiny_sd_dir):
     import diffusion
 
     return diffusion.load_pipeline(tiny_sd_dir, disable_progress_bar=True)
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _svd_cache(tmp_path_factory):
-    """Keep SVDiff's on-disk SVD cache in a temporary folder (session-wide, so module fixtures use it too)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("STUDIO_SVD_CACHE", str(tmp_path_factory.mktemp("svd-cache")))
-        yield

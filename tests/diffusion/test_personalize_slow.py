@@ -1,7 +1,8 @@
 """Quality: Textual Inversion teaches `studio/shapes-sd` a shape it never saw (a held-out shape of the world).
 
 Measure: samples for "a <token>" are classified by a shape probe, and the rate of the taught shape is compared
-before (the token's initial embedding = the init word's) and after training.
+between the untrained token (its initial embedding, the init word's, loaded as a Textual Inversion of its own)
+and the trained one: the same prompt and the same loading path, only training differs.
 
 The probe: `studio/shapes-vit` cannot name held-out shapes (its head has only the pretraining shapes), so its
 frozen pooled features feed a logistic regression fitted on world renders of *every* shape, held-out ones
@@ -12,6 +13,7 @@ renders is printed too, so the numbers can be judged against how well the probe 
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import save_file
 
 import diffusion
 import vision
@@ -65,7 +67,12 @@ def test_textual_inversion_teaches_a_held_out_shape(tmp_path):
         ]
         return float((probe.predict(_features(backbone, transform, images)) == SHAPES.index(TARGET)).mean())
 
-    before, after = rate(f"a {INIT_WORD}", []), rate(f"a {TOKEN}", [art])
+    untrained = tmp_path / "untrained.safetensors"
+    (init_id,) = pipe.tokenizer(INIT_WORD, add_special_tokens=False).input_ids
+    save_file(
+        {TOKEN: pipe.text_encoder.get_input_embeddings().weight[init_id][None].detach().clone()}, untrained
+    )
+    before, after = rate(f"a {TOKEN}", [untrained]), rate(f"a {TOKEN}", [art])
     print(
         f"probe accuracy on renders {probe_accuracy:.3f}; '{TARGET}' rate before {before:.3f}, after {after:.3f}"
     )

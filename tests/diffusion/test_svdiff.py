@@ -4,11 +4,13 @@ export give identical outputs, the SVD is cached on disk, and norms get their ow
 import numpy as np
 import pytest
 import torch
-from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+from diffusers import DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from transformers import CLIPTextModel
 
 import diffusion
+from diffusion.artifacts import read_artifact
 from diffusion.svdiff import NormShift, SpectralShift, SVDiffConfig, svd_cache_dir, svdiff_param_groups
+from diffusion.svdiff.pipeline import svdiff_applied
 from diffusion.unload import remove_adapter, requires_grad_flags
 from studio.core import adapter_layers, inject, load_adapter, merge, unmerge
 from tests.diffusion.tiny import concept_images, sample
@@ -114,6 +116,40 @@ def test_generate_applies_the_svdiff_and_equals_the_stock_merged_model(trained, 
     live = load_adapter(UNet2DConditionModel.from_pretrained(tiny_sd_dir / "unet"), art / "unet")
     assert torch.allclose(_unet_out(unet), _unet_out(live), atol=1e-5)
     assert not torch.allclose(_unet_out(unet), _unet_out(pipe.unet), atol=1e-4)
+
+
+def _denoising_error(pipe, pictures, prompt):
+    """Mean squared noise-prediction error on `pictures` at fixed noise and timesteps (stock diffusers calls)."""
+    pixels = torch.stack(
+        [torch.from_numpy(np.asarray(p, np.float32) / 127.5 - 1).permute(2, 0, 1) for p in pictures]
+    )
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        latents = pipe.vae.encode(pixels).latent_dist.mean * pipe.vae.config.scaling_factor
+        text = pipe.encode_prompt(prompt, "cpu", 1, False)[0].expand(len(pictures), -1, -1)
+        errors = []
+        for t in (100, 300, 500, 700, 900):
+            noise = torch.randn(latents.shape, generator=g)
+            timesteps = torch.full((len(pictures),), t)
+            noisy = DDPMScheduler.from_config(pipe.scheduler.config).add_noise(latents, noise, timesteps)
+            prediction = pipe.unet(noisy, timesteps, encoder_hidden_states=text).sample
+            errors.append(torch.nn.functional.mse_loss(prediction, noise).item())
+    return float(np.mean(errors))
+
+
+def test_svdiff_learns_the_concept(tiny_pipe, tmp_path):
+    """A short run lowers the denoising error on the concept images (fixed noise and timesteps)."""
+    concept = [image.resize((16, 16)) for image in concept_images(4, seed=3)]
+    art = diffusion.personalize(
+        tiny_pipe, concept, method="svdiff", token="<blob>", class_word="circle", steps=8, batch_size=4,
+        lr=0.1, flip=False, output_dir=tmp_path / "art", progress=False,
+    )  # fmt: skip
+    prompt = read_artifact(art).hyperparameters["prompts"][0]
+    before = _denoising_error(tiny_pipe, concept, prompt)
+    with svdiff_applied(tiny_pipe, art):
+        after = _denoising_error(tiny_pipe, concept, prompt)
+    print(f"denoising error on the concept: {before:.4f} -> {after:.4f}")
+    assert after < 0.9 * before, (before, after)
 
 
 def test_artifact_kind_and_mismatches_are_clear_errors(trained, tiny_sd_dir, tmp_path):

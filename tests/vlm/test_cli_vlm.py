@@ -11,12 +11,6 @@ from studio.cli import main
 from tests.vlm.tiny import save_tiny_clip
 
 
-@pytest.fixture(autouse=True)
-def feature_cache(tmp_path, monkeypatch):
-    """Keep the CLI's default disk cache of image features out of the home folder."""
-    monkeypatch.setenv("STUDIO_CACHE", str(tmp_path / "cache"))
-
-
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory):
     """A tiny random CLIP in open_clip's local-dir format: `open_clip_config.json` + safetensors weights."""
