@@ -64,8 +64,6 @@ def run_ui(args: argparse.Namespace) -> None:
 
     auth = resolve_auth(args)
     try:
-        launch(
-            args.host, args.port, args.share, auth, args.workspace, args.max_upload_mb, args.models_dir
-        )
+        launch(args.host, args.port, args.share, auth, args.workspace, args.max_upload_mb, args.models_dir)
     except KeyboardInterrupt:
         print("studio stopped")
