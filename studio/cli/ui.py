@@ -62,8 +62,10 @@ def run_ui(args: argparse.Namespace) -> None:
     """Serve the studio until interrupted."""
     from studio.ui import launch  # gradio loads only when the studio is asked for
 
-    auth = resolve_auth(args)
+    args.auth = resolve_auth(args)
     try:
-        launch(args.host, args.port, args.share, auth, args.workspace, args.max_upload_mb, args.models_dir)
+        launch(
+            args.host, args.port, args.share, args.auth, args.workspace, args.max_upload_mb, args.models_dir
+        )
     except KeyboardInterrupt:
         print("studio stopped")

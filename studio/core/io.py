@@ -185,8 +185,10 @@ def read_adapter_config(path: str | os.PathLike) -> dict[str, Any]:
 def load_adapter(model: nn.Module, path: str | os.PathLike, check_base_model: bool = True) -> nn.Module:
     """Load an adapter saved by `save_adapter` into a base model (injecting the method first).
 
-    All or nothing: the config and every tensor (names, shapes, dtypes, finiteness) are checked before a value
-    of the model changes, and a failed load leaves the model exactly as it was (no adapter injected).
+    All or nothing: the config and the whole weights file (readable, every tensor finite) are checked before
+    the model is touched; names, shapes and dtypes are then checked against the injected adapter, which is
+    taken out again if they do not fit. A failed load leaves the model exactly as it was, and no value of the
+    model changes before every check has passed.
 
     Args:
         model: a fresh base model of the same architecture, or one already carrying the same method.

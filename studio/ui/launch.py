@@ -20,6 +20,27 @@ def free_port(host: str = LOCALHOST) -> int:
         return sock.getsockname()[1]
 
 
+def is_loopback(host: str) -> bool:
+    """Whether `host` names this machine only (`localhost`, 127.x.y.z, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure_warning(host: str, share: bool, auth: str | None) -> str | None:
+    """The warning for a studio that others can reach without a login (None when it is private or locked)."""
+    if auth or (is_loopback(host) and not share):
+        return None
+    where = "the public share link" if share else f"port on {host}"
+    return (
+        f"warning: the studio has no login and anyone who can reach the {where} can download every file in "
+        "the workspace and run jobs; set a login with --auth-file PATH or the STUDIO_AUTH environment variable"
+    )
+
+
 def parse_auth(text: str | None) -> tuple[str, str] | None:
     """`"user:password"` as a pair (None when not given).
 
@@ -32,27 +53,6 @@ def parse_auth(text: str | None) -> tuple[str, str] | None:
     if not (sep and user and password):
         raise ValueError("--auth expects USER:PASSWORD")
     return user, password
-
-
-def is_loopback(host: str) -> bool:
-    """Whether `host` names this machine only (`localhost`, 127.x.y.z, ::1)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def exposure_warning(host: str, share: bool, credentials: tuple[str, str] | None) -> str | None:
-    """The warning for a studio that others can reach without a login (None when it is private or locked)."""
-    if credentials is not None or (is_loopback(host) and not share):
-        return None
-    where = "the public share link" if share else f"port on {host}"
-    return (
-        f"warning: the studio has no login and anyone who can reach the {where} can download every file in "
-        "the workspace and run jobs; set a login with --auth-file PATH or the STUDIO_AUTH environment variable"
-    )
 
 
 def use_temp_folder(folder: str | os.PathLike) -> str:
@@ -97,10 +97,10 @@ def launch(
     Returns:
         The running `gr.Blocks` app (its `.local_url` is the address).
     """
-    credentials = parse_auth(auth)  # a malformed --auth fails before the slow build
-    warning = exposure_warning(host, share, credentials)
+    warning = exposure_warning(host, share, auth)
     if warning:
         print(warning, file=sys.stderr, flush=True)
+    credentials = parse_auth(auth)  # a malformed --auth fails before the slow build
     ws = Workspace(workspace or default_workspace(), max_upload_mb)
     use_temp_folder(ws.tmp / "gradio")
     app = build_app(ws.root, max_upload_mb, models_dir)
