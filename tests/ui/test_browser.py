@@ -188,3 +188,8 @@ def test_textual_inversion_stop_resume_then_generate(page, concept_files):
     page.get_by_role("tab", name="Generate").click()
     _pick_artifact(page, "resumed")
     _generate(page, "a <my-concept> on a grey background")
+
+    page.get_by_role("tab", name="Library").click()  # the newest artifact is selected: the ViT adapter
+    page.get_by_role("button", name="Download (zip)").click()
+    expect(page.locator("a[download]:visible").first).to_be_visible()
+    assert sum(body[:2] == b"PK" for body in served_downloads(page)) >= 2  # the tab's and the library's zip

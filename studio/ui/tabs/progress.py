@@ -109,6 +109,8 @@ class ProgressPanel:
 
     def render(self, job: Job | None) -> list[Any]:
         """Values for `outputs` drawn from `job`."""
+        # The version first: the job may change while this draws, and then the next tick must redraw.
+        version = -1 if job is None else job.version
         folder = None if job is None else self.studio.jobs.job_folder(job.id)
         previews = (
             []
@@ -120,7 +122,7 @@ class ProgressPanel:
             loss_frame(job),
             metric_frame(job),
             previews,
-            -1 if job is None else job.version,
+            version,
         ]
 
     def refresh(self, seen: int) -> list[Any]:
