@@ -44,6 +44,7 @@ def serve_studio(folder: Path) -> Iterator[str]:
     """
     env = {k: v for k, v in os.environ.items() if k not in NOT_A_USERS}
     env["HOME"] = str(folder / "home")
+    folder.mkdir(parents=True, exist_ok=True)
     log_path = folder / "studio.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen(

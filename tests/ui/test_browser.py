@@ -166,3 +166,30 @@ def test_vit_shows_its_accuracy_confusion_matrix_and_download(page):
     expect(page.locator("#vit-file a").first).to_be_visible()
     (archive,) = served_downloads(page, "#vit-file")
     assert archive[:2] == b"PK"  # a zip
+
+
+@pytest.mark.slow
+def test_textual_inversion_stop_resume_then_generate(page, concept_files):
+    page.locator("#personalize-files input[type=file]").set_input_files(concept_files)
+    expect(page.locator("#personalize-uploads img").nth(2)).to_be_visible()
+    _fill_number(page, "personalize-steps", 60)
+    _fill_number(page, "personalize-preview-every", 30)
+    page.locator("#personalize-name textarea").fill("resumed")
+    page.locator("#personalize-train").click()
+    status = page.locator("#personalize-status")
+    expect(status).to_contain_text(re.compile(r"step [1-9]\d*/60"))
+    page.get_by_role("button", name="Stop").click()
+    expect(status).to_contain_text("stopped")
+    page.get_by_role("button", name="Resume").click()
+    expect(status).to_contain_text("done")
+    expect(status).to_contain_text("60")
+    assert len(served_images(page, "#personalize-previews")) >= 2
+
+    page.get_by_role("tab", name="Generate").click()
+    _pick_artifact(page, "resumed")
+    _generate(page, "a <my-concept> on a grey background")
+
+    page.get_by_role("tab", name="Library").click()  # the newest artifact is selected: the ViT adapter
+    page.get_by_role("button", name="Download (zip)").click()
+    expect(page.locator("a[download]:visible").first).to_be_visible()
+    assert sum(body[:2] == b"PK" for body in served_downloads(page)) >= 2  # the tab's and the library's zip

@@ -89,6 +89,7 @@ def build(studio, timer: gr.Timer) -> None:
         columns=4,
         height="auto",
         object_fit="contain",
+        fit_columns=False,
         format="png",
         elem_id="generate-gallery",
     )

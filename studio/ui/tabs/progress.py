@@ -56,7 +56,7 @@ def loss_frame(job: Job | None) -> pd.DataFrame:
     """`step`, `loss` columns of the job's loss history (thinned to `MAX_POINTS`)."""
     pairs = [] if job is None else [p for p in job.losses if math.isfinite(p[1])]
     stride = max(1, math.ceil(len(pairs) / MAX_POINTS))
-    return _numeric(pd.DataFrame(pairs[::stride], columns=["step", "loss"]), "step", "loss")
+    return _numeric(pd.DataFrame(pairs[::stride], columns=["step", "loss"]), "loss")
 
 
 def metric_frame(job: Job | None) -> pd.DataFrame:
@@ -64,13 +64,13 @@ def metric_frame(job: Job | None) -> pd.DataFrame:
     rows = []
     for entry in [] if job is None else job.metrics:
         rows += [[entry["step"], v, k] for k, v in entry.items() if k != "step" and "acc" in k]
-    return _numeric(pd.DataFrame(rows, columns=["step", "value", "metric"]), "step", "value")
+    return _numeric(pd.DataFrame(rows, columns=["step", "value", "metric"]), "value")
 
 
-def _numeric(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
+def _numeric(frame: pd.DataFrame, y: str) -> pd.DataFrame:
     # Gradio picks each axis's type from the column's dtype: an empty or mixed column is `object`, which it
     # draws as a categorical axis (smallest value on top, raw 10-decimal labels, no line between points).
-    return frame.astype({c: "float64" for c in columns})
+    return frame.astype({"step": "int64", y: "float64"})
 
 
 class ProgressPanel:
@@ -107,8 +107,8 @@ class ProgressPanel:
                 height=240, visible=metric_plot, y_lim=[0, 1],
             )  # fmt: skip
         self.gallery = gr.Gallery(
-            label="preview samples", columns=6, height="auto", object_fit="contain", format="png",
-            visible=previews, elem_id=f"{prefix}-previews",
+            label="preview samples", columns=6, height="auto", object_fit="contain", fit_columns=False,
+            format="png", visible=previews, elem_id=f"{prefix}-previews",
         )  # fmt: skip
         self.version = gr.State(None)  # what the page shows: `signature()` of its job and queue
         self.outputs = [

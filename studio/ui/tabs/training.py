@@ -20,7 +20,7 @@ def base_model_box() -> gr.Textbox:
 
 
 def run_controls(kind: str) -> tuple[gr.Number, gr.Number, gr.Textbox]:
-    """Steps, preview interval and artifact name, with element ids `<kind>-steps`, `<kind>-preview-every`."""
+    """Steps, preview interval and artifact name, with element ids `<kind>-steps`, `<kind>-preview-every`, `<kind>-name`."""
     steps = gr.Number(
         200, label="steps", precision=0, minimum=1, maximum=MAX_STEPS, elem_id=f"{kind}-steps",
         info="Training steps (the papers use thousands on real models).",
@@ -29,7 +29,12 @@ def run_controls(kind: str) -> tuple[gr.Number, gr.Number, gr.Textbox]:
         50, label="preview every", precision=0, minimum=0, elem_id=f"{kind}-preview-every",
         info="Steps between preview samples (0: none).",
     )  # fmt: skip
-    name = gr.Textbox("", label="artifact name", info="Its name in the library (default: method and data).")
+    name = gr.Textbox(
+        "",
+        label="artifact name",
+        info="Its name in the library (default: method and data).",
+        elem_id=f"{kind}-name",
+    )
     return steps, preview_every, name
 
 

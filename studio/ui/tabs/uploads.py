@@ -20,8 +20,8 @@ def thumbnails(files: list[str] | None) -> list[tuple[str, str]]:
 def upload_gallery(files: gr.File, elem_id: str) -> gr.Gallery:
     """A gallery under `files` that shows the uploaded images (hidden while there are none)."""
     gallery = gr.Gallery(
-        label="uploaded images", columns=8, height="auto", object_fit="contain", visible=False,
-        interactive=False, elem_id=elem_id,
+        label="uploaded images", columns=8, height="auto", object_fit="contain", fit_columns=False,
+        visible=False, interactive=False, elem_id=elem_id,
     )  # fmt: skip
 
     def show(uploaded):
