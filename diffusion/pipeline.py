@@ -72,7 +72,13 @@ def _from_single_file(path: Path, kwargs: dict) -> StableDiffusionPipeline:
         raise ValueError(f"{path}: expected a diffusers folder or a single .safetensors checkpoint")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    return StableDiffusionPipeline.from_single_file(str(path), **kwargs)
+    try:
+        return StableDiffusionPipeline.from_single_file(str(path), **kwargs)
+    except OSError as err:  # diffusers fetches the architecture's config files; offline that fails
+        raise OSError(
+            f"could not load the single-file checkpoint {path}: its config files are neither in the hub cache "
+            f"nor reachable ({type(err).__name__}); offline, pass a diffusers folder instead"
+        ) from None
 
 
 def _from_hub(repo_id: str, kwargs: dict) -> StableDiffusionPipeline:

@@ -11,6 +11,7 @@ import pytest
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, StableDiffusionPipeline
 from PIL import Image
+from safetensors.torch import save_file
 from transformers import CLIPTokenizer
 
 import diffusion
@@ -101,6 +102,24 @@ def test_ckpt_is_refused_without_unpickling(tmp_path):
     ckpt.write_bytes(b"not even a pickle")
     with pytest.raises(ValueError, match="safetensors"):
         diffusion.load_pipeline(ckpt)
+
+
+def test_single_file_checkpoint_offline_without_configs_is_a_clear_error(tiny_sd_dir, tmp_path, monkeypatch):
+    """A single `.safetensors` (original SD layout) needs diffusers' config files for its architecture: offline
+    and not cached, the user gets one line naming the file and what to pass instead."""
+    import huggingface_hub
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty hub cache
+    unet = StableDiffusionPipeline.from_pretrained(tiny_sd_dir).unet.state_dict()
+    file = tmp_path / "model.safetensors"
+    save_file({f"model.diffusion_model.{k}": v.contiguous() for k, v in unet.items()}, str(file))
+    with pytest.raises(
+        OSError, match=r"model\.safetensors: its config files .* pass a diffusers folder"
+    ) as err:
+        diffusion.load_pipeline(file)
+    assert "\n" not in str(err.value)
 
 
 def test_missing_hub_model_is_a_clear_error_offline(monkeypatch):

@@ -27,12 +27,15 @@ def test_stopped_then_resumed_equals_uninterrupted(tiny_vit, image_folder, tmp_p
 
 def test_training_reduces_loss_and_reports_validation(tiny_vit, image_folder):
     model = inject(tiny_vit(), vision.SSFConfig())
+    untrained = vision.evaluate(model, image_folder, progress=False)["accuracy"]
     result = vision.finetune(
         model, image_folder, image_folder, epochs=6, lr=0.02, batch_size=4, progress=False
     )
     losses = [h["loss"] for h in result.history]
     assert sum(losses[-3:]) < sum(losses[:3])
-    assert len(result.evals) == 6 and 0.0 <= result.evals[-1]["accuracy"] <= 1.0
+    assert len(result.evals) == 6
+    # 12 images of 3 colour-coded classes (chance 1/3): measured 0.33 untrained, 0.67 after 6 epochs
+    assert result.evals[-1]["accuracy"] >= 0.6 and result.evals[-1]["accuracy"] > untrained
     assert vision.evaluate(model, image_folder, progress=False)["accuracy"] == result.evals[-1]["accuracy"]
 
 
