@@ -1,4 +1,4 @@
-"""The import direction of DESIGN.md, checked on the source with `ast`."""
+"""The import direction of docs/design.md, checked on the source with `ast`."""
 
 import ast
 import sys

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -27,7 +26,9 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))  # run as a plain script from anywhere in the checkout
+# The repository root for `studio`, this folder for the sibling scripts (run as a plain script from anywhere).
+sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
+from recipe_command import recipe_command  # noqa: E402
 
 from studio.world import (  # noqa: E402
     COLOURS,
@@ -224,9 +225,7 @@ def main(argv: list[str] | None = None) -> dict:
     tokenizer = open_clip.get_tokenizer(f"local-dir:{out}")
     accuracies = evaluate(model, preprocess, tokenizer, args.eval_per_class, seed=args.seed + 1000)
     metrics = {
-        "recipe": shlex.join(
-            ["python", "assets/recipes/shapes_clip.py", *(sys.argv[1:] if argv is None else argv)]
-        ),
+        "recipe": recipe_command("shapes_clip.py", argv),
         "seed": args.seed,
         "hyperparameters": {k: v for k, v in vars(args).items() if k not in ("out", "seed")},
         "torch_threads": torch.get_num_threads(),

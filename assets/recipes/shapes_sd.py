@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -43,6 +42,7 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 # The repository root for `studio`, this folder for the sibling scripts (the recipes are not a package).
 sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parent)]
+from recipe_command import recipe_command  # noqa: E402
 from shapes_tokenizer import (  # noqa: E402
     MAX_LENGTH,
     build_tokenizer,
@@ -433,11 +433,10 @@ def main(argv: list[str] | None = None) -> None:
         metrics["eval_s"] = time.perf_counter() - start
     rounded = {k: round(v, 4) for k, v in metrics.items()}
     print(json.dumps(rounded, indent=1))
-    recipe = ["assets/recipes/shapes_sd.py", *(sys.argv[1:] if argv is None else argv)]
     write_json(
         args.out / "metrics.json",
         {
-            "recipe": "python " + shlex.join(recipe),
+            "recipe": recipe_command("shapes_sd.py", argv),
             "seed": args.seed,
             "torch_threads": torch.get_num_threads(),
             "eval_seeds": args.eval_seeds,

@@ -12,14 +12,13 @@ size, position and rotation are random. Writes `model.safetensors` (fp16), `conf
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+from recipe_command import recipe_command  # sibling script: Python puts this folder on sys.path
 
 import vision
 from studio.core import inject, write_json
@@ -156,7 +155,7 @@ def main() -> None:
     write_json(
         out / "metrics.json",
         {
-            "recipe": "python " + shlex.join(["assets/recipes/shapes_vit.py", *sys.argv[1:]]),
+            "recipe": recipe_command("shapes_vit.py"),
             "seed": SEED,
             "test_seed": TEST_SEED,
             "train_images": len(train_pairs),

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+from importlib.resources import files
 from pathlib import Path
 
 PREFIX = "studio/"
+PACKAGE = "studio_assets"  # the repository's `assets/` folder, as installed (see setup.py)
 
 
 def assets_dir() -> Path:
-    """The assets folder: `$STUDIO_ASSETS` if set, else `assets/` at the root of this source tree."""
-    return Path(os.environ.get("STUDIO_ASSETS") or Path(__file__).resolve().parents[2] / "assets")
+    """The folder of the bundled models.
+
+    Returns:
+        `$STUDIO_ASSETS` if set; else the installed package `studio_assets`; else, in a checkout whose code runs
+        from the source tree without an install of that package, `assets/` at the root of the tree.
+    """
+    if os.environ.get("STUDIO_ASSETS"):
+        return Path(os.environ["STUDIO_ASSETS"])
+    if importlib.util.find_spec(PACKAGE) is not None:
+        return Path(str(files(PACKAGE)))
+    return Path(__file__).resolve().parents[2] / "assets"
 
 
 def is_asset_name(name: str) -> bool:

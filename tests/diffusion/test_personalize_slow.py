@@ -77,6 +77,6 @@ def test_textual_inversion_teaches_a_held_out_shape(tmp_path):
         f"probe accuracy on renders {probe_accuracy:.3f}; '{TARGET}' rate before {before:.3f}, after {after:.3f}"
     )
     assert probe_accuracy > 0.8
-    # Measured with the bundled shapes-sd (stop 9): before 0.00, after 0.25 — also at 800 steps and lr 1e-2. The
+    # Measured with the bundled shapes-sd: before 0.00, after 0.25 — also at 800 steps and lr 1e-2. The
     # frozen UNet never drew a star, so the embedding can only steer it towards the nearest shapes it knows.
     assert after >= before + 0.2, (before, after)
