@@ -158,11 +158,17 @@ def sample(
         images = diffusion.generate(pipe, settings["prompt"], **kwargs)
     images = images if isinstance(images, list) else [images]
     folder = studio.workspace.new_folder("generations", safe_name(settings["prompt"])[:40])
+    # The guiding images are part of the settings: kept beside the images, named in each record.
+    guides = {"control_image": control_image, "ip_image": ip_image}
+    for key, guide in guides.items():
+        if guide is not None:
+            guide.save(folder / f"{key}.png")
+    inputs = {key: f"{key}.png" for key, guide in guides.items() if guide is not None}
     out = []
     for i, image in enumerate(images):
         path = folder / f"{i:02d}.png"
         image.save(path)
-        record = {**settings, "index": i, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+        record = {**settings, **inputs, "index": i, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
         (folder / f"{i:02d}.json").write_text(json.dumps(record, indent=2))
         out.append((str(path), caption(settings)))
     return out
