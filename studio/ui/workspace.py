@@ -17,7 +17,7 @@ import zipfile
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
-from PIL import Image, UnidentifiedImageError
+from studio.images import UnreadableImageError, check_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 CAPTION_SUFFIXES = (".txt", ".jsonl")
@@ -40,7 +40,8 @@ def safe_name(text: str, fallback: str = "item") -> str:
 def unreadable(path: str | os.PathLike) -> str | None:
     """Why the image file `path` cannot be used, or None when it decodes completely.
 
-    The whole file is decoded (`Image.load`), since a header check passes truncated and damaged files.
+    The same full decode as every domain's loader (`studio.images.check_image`), so a file accepted here
+    also loads in training.
 
     Args:
         path: an image file.
@@ -48,14 +49,9 @@ def unreadable(path: str | os.PathLike) -> str | None:
     if Path(path).stat().st_size == 0:
         return "an empty file"
     try:
-        with Image.open(path) as image:
-            image.load()
-    except UnidentifiedImageError:
-        return "not an image file"
-    except Image.DecompressionBombError:
-        return f"more than {Image.MAX_IMAGE_PIXELS:,} pixels"
-    except (OSError, SyntaxError, ValueError, EOFError) as err:
-        return f"truncated or damaged: {err}"
+        check_image(path)
+    except UnreadableImageError as err:
+        return err.problem
     return None
 
 
