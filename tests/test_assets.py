@@ -1,6 +1,7 @@
 """What `assets/` may hold: its size budget, file formats everyone loads without unpickling, and the size its
 README states."""
 
+import json
 import re
 from pathlib import Path
 
@@ -32,3 +33,32 @@ def test_readme_states_the_actual_total_size():
     assert abs(float(stated.group(1)) - actual) < 0.1, (
         f"README says {stated.group(1)} MB; actual {actual:.2f} MB"
     )
+
+
+def _metrics(model: str) -> dict:
+    return json.loads((ASSETS / model / "metrics.json").read_text())
+
+
+def test_metrics_record_the_command_not_where_it_wrote():
+    for model in ("shapes-vit", "shapes-clip", "shapes-sd"):
+        recipe = _metrics(model)["recipe"]
+        assert re.fullmatch(r"python assets/recipes/\w+\.py( --[\w-]+( [\w.-]+)?)*", recipe), recipe
+        assert "--out" not in recipe, recipe
+
+
+def test_readme_quality_figures_are_the_recorded_metrics():
+    """The figures assets/README.md states are the ones the builds (or the eval command) measured."""
+    readme = (ASSETS / "README.md").read_text()
+    vit, clip, sd = (
+        _metrics("shapes-vit")["test"],
+        _metrics("shapes-clip")["zero_shot"],
+        _metrics("shapes-sd"),
+    )
+    stated = {
+        f"{100 * vit['accuracy']:.1f}% on {vit['n']:,} fresh test images",
+        f"shape {100 * clip['shape_accuracy']:.0f}%, colour {100 * clip['colour_accuracy']:.0f}%",
+        f"{100 * sd['joint_accuracy']:.1f}% joint shape+colour ({100 * sd['shape_accuracy']:.1f}% shape, "
+        f"{100 * sd['colour_accuracy']:.1f}% colour)",
+        f"ceiling (round-tripped real renders) is {100 * sd['vae_joint_accuracy']:.0f}% joint",
+    }
+    assert not [s for s in stated if s not in readme], [s for s in stated if s not in readme]

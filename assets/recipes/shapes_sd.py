@@ -11,7 +11,7 @@ ViT still names shape and colour after a VAE round trip (0.59 after 800 steps on
 3,000 on 32-px crops), then a 4-seed prompt-following check every N UNet steps. Only pretraining scenes are
 drawn (held-out shapes never appear). The result is a diffusers folder that
 `StableDiffusionPipeline.from_pretrained` loads offline. `--align-weight` (representation alignment to
-`studio/shapes-clip`) and `--matmul-attention` are tried speed-ups, off by default (see assets/README.md).
+`studio/shapes-clip`) and `--matmul-attention` (faster on CPUs) are off by default; both change the result.
 """
 
 from __future__ import annotations
