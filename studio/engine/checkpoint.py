@@ -14,6 +14,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from studio.core import check_finite
+
 CHECKPOINT_RE = re.compile(r"^step-(\d{6,})$")
 TMP_PREFIX = ".tmp-"
 STATE_FILE = "state.json"
@@ -63,15 +65,10 @@ def check_finite_tensors(model: nn.Module, step: int) -> None:
         step: the optimizer step reached, for the message.
 
     Raises:
-        ValueError: naming the first non-finite tensors and the step.
+        ValueError: naming the first non-finite tensor and the step.
     """
     with torch.no_grad():
-        bad = [name for name, t in _stored_tensors(model).items() if not torch.isfinite(t).all()]
-    if bad:
-        raise ValueError(
-            f"non-finite values in {', '.join(bad[:3])} at step {step}: nothing is saved; lower the "
-            "learning rate or check the data and settings for NaN/inf values"
-        )
+        check_finite(_stored_tensors(model), f"non-finite values at step {step}, nothing is saved")
 
 
 def checkpoint_step(path: str | os.PathLike) -> int:

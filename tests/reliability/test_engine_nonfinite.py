@@ -50,7 +50,7 @@ def test_checkpoint_with_non_finite_parameters_is_never_written(tmp_path):
                     state_model[0].weight[0, 0] = math.inf
 
     state_model = make_model()
-    with pytest.raises(ValueError, match=r"non-finite.*0\.weight.*step 2"):
+    with pytest.raises(ValueError, match=r"non-finite values at step 2.*'0\.weight'"):
         train(
             state_model,
             make_data(),
@@ -74,7 +74,7 @@ def test_run_ending_with_non_finite_parameters_fails_without_output_dir():
                 with torch.no_grad():
                     model[3].bias.fill_(math.nan)
 
-    with pytest.raises(ValueError, match=r"non-finite values in 3\.bias at step 9"):
+    with pytest.raises(ValueError, match=r"non-finite values at step 9.*'3\.bias'"):
         train(model, make_data(), mse_loss, callbacks=[Poison()], **KWARGS)
 
 
