@@ -15,9 +15,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from studio.images import load_image
+from studio.images import IMAGE_SUFFIXES, load_image
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 ImageInput = str | os.PathLike | Image.Image | np.ndarray
 
 

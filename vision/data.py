@@ -12,9 +12,7 @@ import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
 
-from studio.images import UnreadableImageError, check_image, load_image
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+from studio.images import IMAGE_SUFFIXES, UnreadableImageError, check_image, load_image
 
 ImageLike = Image.Image | str | os.PathLike
 # One message for every user: a Python caller, a CLI user and a studio user each find their own option.
@@ -44,7 +42,7 @@ def scan_image_folder(
     samples = []
     for index, name in enumerate(classes):
         files = sorted(
-            p for p in (root / name).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+            p for p in (root / name).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
         )
         kept = 0
         for file in files:
@@ -59,7 +57,7 @@ def scan_image_folder(
             kept += 1
         if kept == 0:
             raise ValueError(
-                f"class folder {root / name} has no readable images ({', '.join(IMAGE_EXTENSIONS)})"
+                f"class folder {root / name} has no readable images ({', '.join(IMAGE_SUFFIXES)})"
             )
     return samples, classes
 

@@ -11,6 +11,6 @@ and grayscale to RGB, and a full decode so that a truncated file fails when it i
 """
 
 from .convert import to_rgb
-from .load import ImageSource, UnreadableImageError, check_image, load_image
+from .load import IMAGE_SUFFIXES, ImageSource, UnreadableImageError, check_image, load_image
 
-__all__ = ["ImageSource", "UnreadableImageError", "check_image", "load_image", "to_rgb"]
+__all__ = ["IMAGE_SUFFIXES", "ImageSource", "UnreadableImageError", "check_image", "load_image", "to_rgb"]

@@ -11,6 +11,9 @@ from PIL import Image, UnidentifiedImageError
 from .convert import to_rgb
 
 ImageSource = str | os.PathLike | Image.Image | np.ndarray
+# File endings every domain and the studio read as images (one list, so an upload the studio accepts is one a
+# training reads too).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm")
 
 
 class UnreadableImageError(ValueError):
@@ -46,6 +49,8 @@ def _decode(path: str | os.PathLike) -> Image.Image:
         raise FileNotFoundError(f"image file {name} does not exist")
     if not Path(path).is_file():
         raise UnreadableImageError(name, "not a file")
+    if Path(path).stat().st_size == 0:
+        raise UnreadableImageError(name, "an empty file")
     try:
         image = Image.open(path)
     except Image.DecompressionBombError:  # PIL's own guard, at twice its limit

@@ -232,8 +232,8 @@ class JobQueue:
         """
         with self._lock:
             job = self.get(job_id)
-            if self._running_ctx(job_id) is not None:
-                self._running_ctx(job_id).stop_event.set()
+            if (running := self._running_ctx(job_id)) is not None:
+                running.stop_event.set()
                 self.update(job, message="stopping after this step…")
             elif job.status == "queued":
                 self.update(job, status="stopped", message="cancelled before it started")

@@ -17,9 +17,8 @@ import zipfile
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
-from studio.images import UnreadableImageError, check_image
+from studio.images import IMAGE_SUFFIXES, UnreadableImageError, check_image
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 CAPTION_SUFFIXES = (".txt", ".jsonl")
 DEFAULT_MAX_UPLOAD_MB = 200
 MAX_ZIP_MEMBERS = 20_000
@@ -46,8 +45,6 @@ def unreadable(path: str | os.PathLike) -> str | None:
     Args:
         path: an image file.
     """
-    if Path(path).stat().st_size == 0:
-        return "an empty file"
     try:
         check_image(path)
     except UnreadableImageError as err:
