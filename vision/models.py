@@ -8,11 +8,10 @@ from typing import Any
 
 import timm
 import torch
-from safetensors.torch import load_file
 from timm.data import create_transform, resolve_model_data_config
 from torch import nn
 
-from studio.core import classifier_name, is_asset_name, reading
+from studio.core import classifier_name, is_asset_name, read_tensors
 
 from .assets import create_asset_model
 
@@ -28,8 +27,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if path.suffix not in CHECKPOINT_SUFFIXES:
         raise ValueError(f"{path}: expected a {'/'.join(CHECKPOINT_SUFFIXES)} checkpoint")
     if path.suffix == ".safetensors":
-        with reading(path, "checkpoint"):
-            state = load_file(str(path))
+        state = read_tensors(path, "checkpoint")
     else:
         try:
             state = torch.load(str(path), map_location="cpu", weights_only=True)

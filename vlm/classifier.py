@@ -11,10 +11,9 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from safetensors.torch import load_file
 from torch import nn
 
-from studio.core import read_adapter_config, reading, save_tensors, write_json
+from studio.core import read_adapter_config, read_tensors, save_tensors, write_json
 from studio.core.io import CONFIG_NAME, WEIGHTS_NAME
 from studio.engine import check_two_classes
 from studio.images import load_image
@@ -313,8 +312,8 @@ class FewShotCLIP:
                 f"differ ({clf.features.fingerprint[:12]}…); load it onto the same base model "
                 "(random weights, pretrained=None, are never the same twice: pass the model itself)"
             )
-        with reading(Path(path) / WEIGHTS_NAME, "classifier weights file"):
-            tensors = load_file(str(Path(path) / WEIGHTS_NAME), device=str(clf.device))
+        weights = read_tensors(Path(path) / WEIGHTS_NAME, "classifier weights file")
+        tensors = {name: tensor.to(clf.device) for name, tensor in weights.items()}
         ctx = clf._context(data["classnames"], text_weights=tensors["text_weights"])
         head_tensors = {k.removeprefix("head."): v for k, v in tensors.items() if k.startswith("head.")}
         clf.head = clf.method.restore(ctx, clf.config, head_tensors, data.get("hyperparameters", {})).eval()
