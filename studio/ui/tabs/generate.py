@@ -104,14 +104,15 @@ def build(studio, timer: gr.Timer) -> None:
             "model": (model or "").strip() or "studio/shapes-sd",
             "prompt": prompt,
             "negative_prompt": negative,
-            "seed": int(seed),
-            "steps": int(steps),
-            "guidance": float(guidance),
+            "seed": seed,  # raw: `sample` checks and bounds every number with a readable message
+            "steps": steps,
+            "guidance": guidance,
             "adapters": list(adapters or []),
         }
         new = sample(studio, cache, settings, control_image, ip_image)
-        with cache.lock:
-            note = truncation_note(cache.get(settings["model"]).tokenizer, prompt)
+        with cache.lock:  # the pipeline `sample` cached, under the model path it checked
+            pipe = cache.get(studio.models.check("model", settings["model"]))
+            note = truncation_note(pipe.tokenizer, prompt)
         history = new + list(history)
         return history, history, note
 

@@ -121,8 +121,8 @@ def sample(
     Args:
         studio: the app's `Studio`.
         cache: the sampling pipelines.
-        settings: `model`, `prompt`, `negative_prompt`, `seed`, `steps`, `guidance`, `adapters` (library
-            names), `num_images`.
+        settings: `model`, `prompt`, `negative_prompt`, `seed`, `steps`, `guidance` (as the form gives them),
+            `adapters` (library names).
         control_image: a PIL image for a ControlNet / T2I-Adapter (a photo is converted by its extractor).
         ip_image: a PIL reference image for an IP-Adapter.
 
