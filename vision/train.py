@@ -136,7 +136,8 @@ def evaluate(
     batch_size: int = 64,
     on_corrupt: str = "error",
     progress: bool = True,
-) -> dict[str, float]:
+    predictions: bool = False,
+) -> dict[str, Any]:
     """Accuracy and mean cross-entropy of `model` on a folder, a list of `(image, label)` or an `ImageDataset`.
 
     Args:
@@ -146,9 +147,11 @@ def evaluate(
         batch_size: images per forward pass.
         on_corrupt: `"error"` or `"skip"` for unreadable images in a folder.
         progress: show a progress bar.
+        predictions: also return `(true, predicted)` class indices per image, from the same pass (for a
+            confusion matrix).
 
     Returns:
-        `{"accuracy": ..., "loss": ..., "n": ...}`.
+        `{"accuracy": ..., "loss": ..., "n": ...}`, plus `"predictions"` when asked.
     """
     from tqdm.auto import tqdm
 
@@ -161,13 +164,17 @@ def evaluate(
     was_training = model.training
     train_mode(model, False)
     device = next(model.parameters()).device
-    correct, loss, total = 0, 0.0, 0
+    correct, loss, total, pairs = 0, 0.0, 0, []
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
     for images, labels in tqdm(loader, desc="eval", disable=not progress, leave=False):
         images, labels = images.to(device), labels.to(device)
         logits = model(images)
         loss += F.cross_entropy(logits.float(), labels, reduction="sum").item()
-        correct += (logits.argmax(-1) == labels).sum().item()
+        predicted = logits.argmax(-1)
+        correct += (predicted == labels).sum().item()
         total += labels.numel()
+        if predictions:
+            pairs += zip(labels.tolist(), predicted.tolist(), strict=True)
     train_mode(model, was_training)
-    return {"accuracy": correct / max(total, 1), "loss": loss / max(total, 1), "n": total}
+    scores = {"accuracy": correct / max(total, 1), "loss": loss / max(total, 1), "n": total}
+    return {**scores, "predictions": pairs} if predictions else scores

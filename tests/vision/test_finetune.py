@@ -44,3 +44,13 @@ def test_class_count_mismatch_and_missing_adapter(tiny_vit, image_folder):
         vision.finetune(inject(tiny_vit(num_classes=5), vision.SSFConfig()), image_folder, epochs=1)
     with pytest.raises(ValueError, match="call studio.core.inject"):
         vision.finetune(tiny_vit(), image_folder, epochs=1)
+
+
+def test_evaluate_returns_the_predictions_its_accuracy_counts(tiny_vit, image_folder):
+    model = tiny_vit()
+    scores = vision.evaluate(model, image_folder, progress=False, predictions=True)
+    pairs = scores["predictions"]
+    assert len(pairs) == scores["n"] == 12
+    assert [true for true, _ in pairs] == [0] * 4 + [1] * 4 + [2] * 4  # the folder's order, one pair per image
+    assert sum(true == predicted for true, predicted in pairs) / len(pairs) == scores["accuracy"]
+    assert "predictions" not in vision.evaluate(model, image_folder, progress=False)

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
 
 import vision
 from studio.core import (
@@ -16,7 +15,6 @@ from studio.core import (
     is_asset_name,
     parameter_report,
     save_adapter,
-    train_mode,
     write_json,
 )
 from studio.world import digits_task, novel_concept_task, write_image_folder
@@ -85,20 +83,6 @@ def pretrained_arg(model: str, weights: str) -> bool | str:
     return weights
 
 
-def predictions(model: torch.nn.Module, data: Any, classes: list[str]) -> list[tuple[int, int]]:
-    """`(true, predicted)` class indices of `model` on `data` (a folder or `(image, label)` pairs)."""
-    dataset = vision.as_dataset(data, vision.image_transform(model), classes)
-    was_training = model.training
-    train_mode(model, False)
-    pairs = []
-    with torch.no_grad():
-        for images, labels in DataLoader(dataset, batch_size=64):
-            predicted = model(images.to(next(model.parameters()).device)).argmax(-1).cpu()
-            pairs += zip(labels.tolist(), predicted.tolist(), strict=True)
-    train_mode(model, was_training)
-    return pairs
-
-
 def write_result(folder: Path, split: str, pairs: list[tuple[int, int]], classes: list[str]) -> None:
     """Write what the ViT tab shows after a run: `result.json` and the confusion matrix as a picture."""
     matrix = confusion_matrix(pairs, len(classes))
@@ -147,13 +131,13 @@ def run(studio, ctx) -> Path | None:
         for k, v in (result.evals[-1] if result.evals else {}).items()
         if k not in ("n", "step", "epoch")
     }
-    if test is not None:
-        ctx.report("evaluating on the test split")
-        scores = vision.evaluate(model, test, classes=classes, progress=False)
-        metrics.update({"test_accuracy": scores["accuracy"], "test_loss": scores["loss"]})
     split, data = ("test", test) if test is not None else ("validation", val)
     if data is not None:
-        write_result(ctx.folder, split, predictions(model, data, classes), classes)
+        ctx.report(f"evaluating on the {split} split")
+        scores = vision.evaluate(model, data, classes=classes, progress=False, predictions=True)
+        if split == "test":
+            metrics.update({"test_accuracy": scores["accuracy"], "test_loss": scores["loss"]})
+        write_result(ctx.folder, split, scores["predictions"], classes)
     metadata = {"classes": classes, "pretrained": p.get("weights") or None, "init_seed": p.get("seed", 0)}
     folder = save_adapter(model, ctx.output_dir / "adapter", metadata={**metadata, "metrics": metrics})
     entry = Entry(p["name"], "vision", p["method"], p["model"], metrics=metrics, job=ctx.job.id)
