@@ -157,8 +157,9 @@ def test_vit_shows_its_accuracy_confusion_matrix_and_download(page):
     expect(page.locator("#vit-status")).to_contain_text("done")
     result = page.locator("#vit-result")
     expect(result).to_contain_text("test accuracy")
-    accuracy = float(re.search(r"test accuracy: (\d+(?:\.\d+)?)%", result.inner_text()).group(1))
-    assert 0 <= accuracy <= 100
+    shown = re.search(r"test accuracy: (\d+(?:\.\d+)?)% \((\d+) of (\d+) images\)", result.inner_text())
+    correct, total = int(shown.group(2)), int(shown.group(3))
+    assert total > 0 and float(shown.group(1)) == round(100 * correct / total, 1)
     expect(page.locator("#vit-confusion img").first).to_be_visible()
     (matrix,) = served_images(page, "#vit-confusion")
     assert matrix.width > 100
@@ -167,10 +168,14 @@ def test_vit_shows_its_accuracy_confusion_matrix_and_download(page):
     (archive,) = served_downloads(page, "#vit-file")
     assert archive[:2] == b"PK"  # a zip
 
-    page.get_by_role("tab", name="Library").click()  # the newest artifact is selected: the ViT adapter
-    page.get_by_role("button", name="Download (zip)").click()
-    link = page.locator("a[download]:visible").first
-    expect(link).to_have_attribute("download", re.compile(r"\.zip$"))
+    page.get_by_role("tab", name="Library").click()
+    # The tab's number is the one the run recorded: the Library lists it among the artifact's metrics.
+    expect(page.get_by_role("grid", name="artifacts")).to_contain_text(f"test_accuracy {correct / total:.3g}")
+    page.locator("#library-artifact input").click()
+    page.get_by_role("option").first.click()  # the only artifact: the ViT adapter
+    page.locator("#library-download").click()
+    link = page.locator("#library-file a[href]").first
+    expect(link).to_be_visible()
     assert fetch_ok(page, link.get_attribute("href"))[:2] == b"PK"
     served_downloads(page)  # and every other download link the page holds
 
