@@ -8,28 +8,19 @@ import pytest
 from PIL import Image
 
 import diffusion
-from studio.engine import Callback
-from studio.world import Scene, render
+from studio.world import Scene
+from tests.diffusion.tiny import write_control_pairs
+from tests.helpers import StopAt
 
 
 @pytest.fixture(scope="module")
 def captioned(tmp_path_factory):
-    """Two captioned renders; the conditions are derived by an extractor."""
+    """Two captioned renders without conditions: the conditions are derived by an extractor."""
     folder = tmp_path_factory.mktemp("captioned")
-    for i, shape in enumerate(["circle", "square"]):
-        render(Scene(shape, "red", background="grey"), 16, i).save(folder / f"{i}.png")
-        (folder / f"{i}.txt").write_text(f"a red {shape} on a grey background")
+    scenes = [Scene(shape, "red", background="grey") for shape in ("circle", "square")]
+    write_control_pairs(folder, scenes, caption=lambda scene: f"a red {scene.shape} on a grey background",
+                        conditions=False)  # fmt: skip
     return folder
-
-
-class StopAt(Callback):
-    """Stops a run after `step` optimizer steps."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step_end(self, state):
-        state.should_stop = state.step == self.step
 
 
 @pytest.mark.parametrize("method", ["controlnet", "t2i_adapter", "ip_adapter"])

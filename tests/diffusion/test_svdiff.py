@@ -148,7 +148,6 @@ def test_svdiff_learns_the_concept(tiny_pipe, tmp_path):
     before = _denoising_error(tiny_pipe, concept, prompt)
     with svdiff_applied(tiny_pipe, art):
         after = _denoising_error(tiny_pipe, concept, prompt)
-    print(f"denoising error on the concept: {before:.4f} -> {after:.4f}")
     assert after < 0.9 * before, (before, after)
 
 

@@ -31,23 +31,3 @@ def test_every_plot_has_numeric_axes(job):
     for frame, y in ((loss_frame(job), "loss"), (metric_frame(job), "value")):
         plot = gr.LinePlot(x="step", y=y).postprocess(frame)
         assert plot.datatypes["step"] == plot.datatypes[y] == "quantitative"
-
-
-def test_a_job_that_changes_while_drawn_is_drawn_again(studio, monkeypatch):
-    from studio.ui.tabs import progress
-
-    with gr.Blocks():
-        panel = progress.ProgressPanel(studio, ("personalize",))
-    job = _job(status="running")
-    monkeypatch.setattr(panel, "job", lambda: job)
-    drawing = progress.loss_frame
-
-    def worker_finishes_meanwhile(shown):
-        job.status, job.version = "done", job.version + 1  # the job thread, between two reads of the record
-        return drawing(shown)
-
-    monkeypatch.setattr(progress, "loss_frame", worker_finishes_meanwhile)
-    *_, seen = panel.render(job)
-    monkeypatch.setattr(progress, "loss_frame", drawing)
-    status, *_ = panel.refresh(seen)
-    assert "`done`" in status  # the next tick redraws; it never skips on a stale drawing

@@ -48,7 +48,7 @@ def queue_lines(waiting: list[Job]) -> str:
     """Markdown list of the tab's queued jobs, in the order they will run (empty when none waits)."""
     if not waiting:
         return ""
-    lines = (f"{i}. {html.escape(j.title)}" for i, j in enumerate(waiting, 1))  # a <token> is text, not a tag
+    lines = (f"{i}. {_escape(j.title)}" for i, j in enumerate(waiting, 1))  # a <token> is text, not a tag
     return "**queued in this tab** (next first):\n" + "\n".join(lines)
 
 
