@@ -87,6 +87,14 @@ def number(
     return int(x) if whole else x
 
 
+def _shown(f: dataclasses.Field, value: Any) -> Any:
+    """A config value as its control shows it (JSON text for lists, dicts and None, as `field_control`)."""
+    default = _default(f)
+    if isinstance(default, bool | int | float | str) or f.metadata.get("choices"):
+        return value
+    return "" if value is None else json.dumps(value)
+
+
 def _parse(f: dataclasses.Field, value: Any) -> Any:
     default = _default(f)
     if isinstance(default, bool) or f.metadata.get("choices"):
@@ -132,6 +140,14 @@ class MethodForm:
     def show(self, method: str) -> list[Any]:
         """Visibility updates for the groups (outputs: `list(self.groups.values())`)."""
         return [gr.Accordion(visible=name == method) for name in self.groups]
+
+    def values(self, method: str, options: dict[str, Any]) -> list[Any]:
+        """The values of `inputs` that show `options` of `method` (the inverse of `options`); other methods'
+        controls are left as they are."""
+        return [
+            _shown(f, options[f.name]) if name == method and f.name in options else gr.skip()
+            for name, f, _ in self.controls
+        ]
 
     def options(self, method: str, values: list[Any]) -> dict[str, Any]:
         """The option values of `method` from the values of `inputs`, parsed to the fields' types.

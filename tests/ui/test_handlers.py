@@ -269,9 +269,35 @@ def test_a_reload_fills_the_personalize_form_from_the_job_it_shows(
     assert untouched == [gr.skip()] * len(labels)
 
 
-def _page_load_handler(app):
-    (handler,) = [f for f in app.fns.values() if any(event == "load" for _, event in f.targets)]
+def _page_load_handler(app, label="token"):
+    """The page-load handler that fills the form holding a control labelled `label`."""
+    (handler,) = [
+        f
+        for f in app.fns.values()
+        if any(event == "load" for _, event in f.targets) and label in [o.label for o in f.outputs]
+    ]
     return handler
+
+
+def test_a_reload_fills_the_vit_form_and_its_method_options_from_the_job(studio, tmp_path):
+    from dataclasses import asdict
+
+    from studio.core import write_json
+    from studio.ui import build_app
+    from studio.ui.jobs import Job
+
+    params = {"data": "uploads/x", "model": "studio/shapes-vit", "weights": "", "method": "vpt",
+              "options": {"num_tokens": 7, "deep": True}, "epochs": 3, "lr": 0.05, "batch_size": 8, "name": "mine"}  # fmt: skip
+    write_json(
+        tmp_path / "ws" / "jobs" / "j" / "job.json", asdict(Job("j", "vit", "vpt", params, status="done"))
+    )
+    fill = _page_load_handler(build_app(tmp_path / "ws"), "backbone")
+    restored = fill.fn()
+    assert restored[:7] == ["studio/shapes-vit", "", "vpt", 3, 0.05, 8, "mine"]
+    options = {
+        o.label: value for o, value in zip(fill.outputs[7:], restored[7:], strict=True) if value != gr.skip()
+    }
+    assert options == {"num tokens": 7, "deep": True}  # vpt's own controls; other methods' stay untouched
 
 
 def test_model_boxes_cannot_make_the_server_read_outside_its_folders(studio, fewshot_files, concept_files):

@@ -11,7 +11,7 @@ from diffusion.conditions import CONDITIONS, extract_condition
 from studio.world import render_with_conditions, sample_scenes
 
 from ..errors import guarded
-from ..forms import MethodForm
+from ..forms import MethodForm, restore_on_load
 from ..tasks.diffusion import CONTROL_METHODS
 from ..workspace import CAPTION_SUFFIXES, IMAGE_SUFFIXES
 from .progress import ProgressPanel
@@ -173,6 +173,12 @@ def build(studio, timer: gr.Timer) -> None:
     for trigger in (photo.change, condition.change, low.release, high.release):
         trigger(guarded(preview_condition), [photo, condition, low, high], preview, show_progress="hidden")
     inputs = [files, model, method, condition, low, high, steps, preview_every, name, *form.inputs]
+    restore_on_load(panel.job, inputs[1:], lambda p: [
+        p["model"], p["method"], p.get("condition") or FROM_DATASET,
+        (p.get("condition_params") or {}).get("low_threshold", gr.skip()),
+        (p.get("condition_params") or {}).get("high_threshold", gr.skip()),
+        p["steps"], p["preview_every"], p["name"], *form.values(p["method"], p["options"]),
+    ])  # fmt: skip
     train.click(guarded(on_train), inputs, panel.outputs)
     method.change(form.show, method, list(form.groups.values()), queue=False)
     for trigger in (method.change, condition.change):

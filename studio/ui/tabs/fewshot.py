@@ -7,7 +7,7 @@ import gradio as gr
 import vlm
 
 from ..errors import guarded
-from ..forms import MethodForm
+from ..forms import MethodForm, restore_on_load
 from ..tasks.fewshot import classify, labelled_images, parse_classnames
 from .progress import ProgressPanel
 from .uploads import upload_gallery
@@ -135,9 +135,12 @@ def build(studio, timer: gr.Timer) -> None:
             return gr.skip(), previous
         return gr.Dropdown(choices=choices, value=choices[0] if choices else None), choices
 
-    fit.click(
-        guarded(on_fit), [files, classnames, model, pretrained, method, name, *form.inputs], panel.outputs
-    )
+    inputs = [files, classnames, model, pretrained, method, name, *form.inputs]
+    fit.click(guarded(on_fit), inputs, panel.outputs)
+    restore_on_load(panel.job, inputs[1:], lambda p: [
+        ", ".join(p["classnames"]), p["model"], p["pretrained"] or "", p["method"], p["name"],
+        *form.values(p["method"], p["options"]),
+    ])  # fmt: skip
     method.change(form.show, method, list(form.groups.values()), queue=False)
     classify_button.click(guarded(on_classify), [classifier, image], probabilities)
     image.upload(guarded(on_classify), [classifier, image], probabilities)

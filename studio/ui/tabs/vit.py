@@ -8,8 +8,8 @@ import vision
 
 from ..confusion import result_markdown
 from ..errors import guarded
-from ..forms import MethodForm, number
-from ..tasks.vit import BUNDLED_TASKS, CONFUSION_PICTURE, bundled_dataset, read_result
+from ..forms import MethodForm, number, restore_on_load
+from ..tasks.vit import BUNDLED_TASKS, CONFUSION_PICTURE, RESULT_FILE, bundled_dataset, read_result
 from .progress import ProgressPanel
 
 TITLE = "ViT fine-tune"
@@ -140,16 +140,21 @@ def build(studio, timer: gr.Timer) -> None:
     def on_tick(previous):
         job = panel.job()
         folder = None if job is None else studio.jobs.job_folder(job.id)
-        record = read_result(folder) if job is not None and job.status == "done" else None
-        key = (job and job.id, record is not None)
-        if key == previous:
+        written = job is not None and job.status == "done" and (folder / RESULT_FILE).is_file()
+        key = (job and job.id, written)
+        if key == previous:  # the result is read once, when it appears, not on every tick
             return gr.skip(), gr.skip(), previous
+        record = read_result(folder) if written else None
         if record is None:
             return "", gr.Image(value=None, visible=False), key
         text = result_markdown(record["split"], record["confusion"], record["classes"])
         return text, gr.Image(value=str(folder / CONFUSION_PICTURE), visible=True), key
 
     inputs = [source, task, files, model, weights, method, epochs, lr, batch_size, name, *form.inputs]
+    restore_on_load(panel.job, inputs[3:], lambda p: [
+        p["model"], p["weights"], p["method"], p["epochs"], p["lr"], p["batch_size"], p["name"],
+        *form.values(p["method"], p["options"]),
+    ])  # fmt: skip
     train.click(guarded(on_train), inputs, panel.outputs)
     method.change(form.show, method, list(form.groups.values()), queue=False)
     download.click(guarded(on_download), None, file)
