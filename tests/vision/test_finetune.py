@@ -51,6 +51,7 @@ def test_evaluate_returns_the_predictions_its_accuracy_counts(tiny_vit, image_fo
     scores = vision.evaluate(model, image_folder, progress=False, predictions=True)
     pairs = scores["predictions"]
     assert len(pairs) == scores["n"] == 12
-    assert [true for true, _ in pairs] == [0] * 4 + [1] * 4 + [2] * 4  # the folder's order, one pair per image
+    # one pair per image, in the folder's order
+    assert [true for true, _ in pairs] == [0] * 4 + [1] * 4 + [2] * 4
     assert sum(true == predicted for true, predicted in pairs) / len(pairs) == scores["accuracy"]
     assert "predictions" not in vision.evaluate(model, image_folder, progress=False)
