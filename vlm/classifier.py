@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from studio.core import read_adapter_config, read_tensors, save_tensors, write_json
+from studio.core import library_version, read_adapter_config, read_tensors, save_tensors, write_json
 from studio.core.io import CONFIG_NAME, WEIGHTS_NAME
 from studio.engine import check_two_classes
 from studio.images import load_image
@@ -241,8 +241,6 @@ class FewShotCLIP:
         Returns:
             The output folder.
         """
-        from studio import __version__
-
         head = self._require_fitted()
         path = Path(path)
         tensors = {
@@ -263,7 +261,7 @@ class FewShotCLIP:
                 "templates": self.templates,
                 "hyperparameters": head.hparams,
                 "seed": self.seed,
-                "library": f"adaptation-studio {__version__}",
+                "library": library_version(),
             },
         )
         return path

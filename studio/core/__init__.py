@@ -5,7 +5,9 @@ methods here.
 """
 
 from .assets import assets_dir, is_asset_name, resolve_asset
+from .clip_spec import join_clip_spec, open_clip_weights, split_clip_spec
 from .config import AdapterConfig, check_range, conform, hfield
+from .fingerprint import library_version, weights_fingerprint
 from .inject import classifier_name, disable_adapters, inject, resolve_modules_to_save
 from .io import (
     atomic_path,
@@ -47,9 +49,12 @@ __all__ = [
     "hfield",
     "inject",
     "is_asset_name",
+    "join_clip_spec",
+    "library_version",
     "list_methods",
     "load_adapter",
     "merge",
+    "open_clip_weights",
     "parameter_report",
     "read_adapter_config",
     "read_tensors",
@@ -60,7 +65,9 @@ __all__ = [
     "resolve_modules_to_save",
     "save_adapter",
     "save_tensors",
+    "split_clip_spec",
     "train_mode",
     "unmerge",
+    "weights_fingerprint",
     "write_json",
 ]

@@ -17,6 +17,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from .fingerprint import library_version
 from .inject import inject
 from .registry import get_method
 from .state import adapter_state_dict, get_adapter_state, require_adapter_state
@@ -148,8 +149,6 @@ def save_adapter(
     Returns:
         The output folder.
     """
-    from studio import __version__
-
     state = require_adapter_state(model)
     path = Path(path)
     save_tensors(path / WEIGHTS_NAME, adapter_state_dict(model), metadata={"format": "pt"})
@@ -161,7 +160,7 @@ def save_adapter(
             "config": state.config.to_dict(),
             "base_model": base_model or base_model_id(model),
             "modules_to_save": state.modules_to_save,
-            "library": f"adaptation-studio {__version__}",
+            "library": library_version(),
             "metadata": metadata or {},
         },
     )
