@@ -18,10 +18,11 @@ from .io import (
     reading,
     save_adapter,
     save_tensors,
+    write_adapter_config,
     write_json,
 )
 from .layer import AdapterLayer, adapter_layers, adapter_parameter_names
-from .merge import merge, unmerge
+from .merge import merge, remove_adapter, unmerge
 from .modes import train_mode
 from .registry import Method, get_method, list_methods, register_method
 from .report import parameter_report
@@ -60,6 +61,7 @@ __all__ = [
     "read_tensors",
     "reading",
     "register_method",
+    "remove_adapter",
     "replace_module",
     "resolve_asset",
     "resolve_modules_to_save",
@@ -69,5 +71,6 @@ __all__ = [
     "train_mode",
     "unmerge",
     "weights_fingerprint",
+    "write_adapter_config",
     "write_json",
 ]
