@@ -17,7 +17,7 @@ from typing import Any
 
 from safetensors import safe_open
 
-from studio.core import is_asset_name, resolve_asset, write_json
+from studio.core import is_asset_name, library_version, resolve_asset, write_json
 
 METADATA_FILE = "studio_artifact.json"
 METADATA_KEY = "studio_artifact"
@@ -56,13 +56,6 @@ class ArtifactInfo:
     def is_control(self) -> bool:
         """Whether this is a control artifact (ControlNet, T2I-Adapter, IP-Adapter)."""
         return self.kind in CONTROL_KINDS
-
-
-def library_version() -> str:
-    """The string artifacts record as `library`."""
-    from studio import __version__
-
-    return f"adaptation-studio {__version__}"
 
 
 def base_model_of(pipe) -> str | None:

@@ -161,7 +161,7 @@ def generate(
         call, extra = pipe, dict(kwargs)
         if controls or control_image is not None or ip_image is not None:
             # The seam to the control methods: they pick the pipeline (e.g. a ControlNet pipeline sharing
-            # `pipe`'s components) and its extra arguments; an optional third item undoes their changes.
+            # `pipe`'s components) and its extra arguments, and say how to undo their changes.
             prepared = prepare_control(
                 pipe,
                 controls,
@@ -171,9 +171,8 @@ def generate(
                 height=height,
                 **kwargs,
             )
-            call, extra = prepared[0], dict(prepared[1])
-            if len(prepared) > 2 and prepared[2] is not None:
-                stack.callback(prepared[2])
+            stack.callback(prepared.cleanup)
+            call, extra = prepared.pipeline, dict(prepared.call_kwargs)
         generator = torch.Generator().manual_seed(int(seed))
         return call(
             prompt,

@@ -7,8 +7,7 @@ from collections.abc import Iterator
 
 from torch import nn
 
-from studio.core import adapter_layers, replace_module
-from studio.core.state import STATE_ATTR
+from studio.core import remove_adapter as remove_injected
 
 
 def requires_grad_flags(model: nn.Module) -> dict[str, bool]:
@@ -37,7 +36,7 @@ def frozen(*models: nn.Module) -> Iterator[None]:
 
 
 def remove_adapter(model: nn.Module, flags: dict[str, bool] | None = None) -> nn.Module:
-    """Replace every adapter layer by the module it wraps (unmerging first) and forget the adapter.
+    """`studio.core.remove_adapter`, then give each parameter back its `requires_grad` from before the injection.
 
     Args:
         model: a model carrying an adapter injected with `studio.core.inject` (or `load_adapter`).
@@ -46,13 +45,7 @@ def remove_adapter(model: nn.Module, flags: dict[str, bool] | None = None) -> nn
     Returns:
         The same model, with its original modules and weights.
     """
-    for name, layer in adapter_layers(model):
-        if layer.merged:
-            layer.unmerge()
-            layer.merged = False
-        replace_module(model, name, layer.base_layer)
-    if hasattr(model, STATE_ATTR):
-        delattr(model, STATE_ATTR)
+    remove_injected(model)
     if flags is not None:
         restore_requires_grad(model, flags)
     return model

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from studio.engine import cosine_decay
+
 
 @dataclass
 class ClipContext:
@@ -123,7 +125,7 @@ def cosine_lr(
     def at(epoch: float) -> float:
         if epoch < warmup_epochs:
             return warmup_lr
-        return 0.5 * lr * (1.0 + math.cos(math.pi * min(1.0, epoch / max(1, epochs))))
+        return lr * cosine_decay(epoch / max(1, epochs))
 
     return at
 

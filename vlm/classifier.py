@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from studio.core import read_adapter_config, read_tensors, save_tensors, write_json
-from studio.core.io import CONFIG_NAME, WEIGHTS_NAME
+from studio.core import read_adapter_config, read_tensors, save_tensors, write_adapter_config
+from studio.core.io import WEIGHTS_NAME
 from studio.engine import check_two_classes
 from studio.images import load_image
 
@@ -241,8 +241,6 @@ class FewShotCLIP:
         Returns:
             The output folder.
         """
-        from studio import __version__
-
         head = self._require_fitted()
         path = Path(path)
         tensors = {
@@ -250,20 +248,18 @@ class FewShotCLIP:
             **{f"head.{k}": v for k, v in head.tensors().items()},
         }
         save_tensors(path / WEIGHTS_NAME, tensors, metadata={"format": "pt"})
-        write_json(
-            path / CONFIG_NAME,
-            {
-                "format_version": FORMAT_VERSION,
-                "method": self.method.name,
-                "config": self.config.to_dict(),
-                "base_model": self.model_id,
+        write_adapter_config(
+            path,
+            self.method.name,
+            self.config.to_dict(),
+            self.model_id,
+            metadata={
                 "base_pretrained": self.pretrained,
                 "base_fingerprint": self.features.fingerprint,
                 "classnames": self.classnames,
                 "templates": self.templates,
                 "hyperparameters": head.hparams,
                 "seed": self.seed,
-                "library": f"adaptation-studio {__version__}",
             },
         )
         return path
@@ -290,34 +286,36 @@ class FewShotCLIP:
             ValueError: the base model's weights differ from the ones the classifier was fitted on.
         """
         data = read_adapter_config(path)
+        # the classifier's own records sit under "metadata", as in every adapter config (top level in old saves)
+        record = data.get("metadata") or data
         if model is None:
             from .models import create_clip
 
-            model = create_clip(data["base_model"], pretrained=data.get("base_pretrained"), device=device)
+            model = create_clip(data["base_model"], pretrained=record.get("base_pretrained"), device=device)
         clf = cls.from_model(
             *model,
             model_id=data["base_model"],
-            pretrained=data.get("base_pretrained"),
+            pretrained=record.get("base_pretrained"),
             method=data["method"],
-            templates=data["templates"],
+            templates=record["templates"],
             cache_dir=cache_dir,
-            seed=data.get("seed", 0),
+            seed=record.get("seed", 0),
             **data["config"],
         )
-        recorded = data.get("base_fingerprint")
+        recorded = record.get("base_fingerprint")
         if recorded and recorded != clf.features.fingerprint:
             raise ValueError(
                 f"classifier at {path} was fitted on base model {data['base_model']!r} (pretrained="
-                f"{data.get('base_pretrained')!r}, weights {recorded[:12]}…), but the given model's weights "
+                f"{record.get('base_pretrained')!r}, weights {recorded[:12]}…), but the given model's weights "
                 f"differ ({clf.features.fingerprint[:12]}…); load it onto the same base model "
                 "(random weights, pretrained=None, are never the same twice: pass the model itself)"
             )
         weights = read_tensors(Path(path) / WEIGHTS_NAME, "classifier weights file")
         tensors = {name: tensor.to(clf.device) for name, tensor in weights.items()}
-        ctx = clf._context(data["classnames"], text_weights=tensors["text_weights"])
+        ctx = clf._context(record["classnames"], text_weights=tensors["text_weights"])
         head_tensors = {k.removeprefix("head."): v for k, v in tensors.items() if k.startswith("head.")}
-        clf.head = clf.method.restore(ctx, clf.config, head_tensors, data.get("hyperparameters", {})).eval()
-        clf.classnames, clf._ctx = list(data["classnames"]), ctx
+        clf.head = clf.method.restore(ctx, clf.config, head_tensors, record.get("hyperparameters", {})).eval()
+        clf.classnames, clf._ctx = list(record["classnames"]), ctx
         return clf
 
 

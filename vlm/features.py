@@ -16,7 +16,7 @@ from PIL import Image
 from safetensors.torch import load_file
 from torch import nn
 
-from studio.core import save_tensors
+from studio.core import save_tensors, weights_fingerprint
 from studio.images import load_image
 
 ImageLike = Image.Image | str | os.PathLike
@@ -55,21 +55,6 @@ def augment(image: Image.Image, seed: int) -> Image.Image:
     left, top = int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1))
     view = image.crop((left, top, left + w, top + h)).resize((width, height), Image.Resampling.BICUBIC)
     return view.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if rng.random() < 0.5 else view
-
-
-@torch.no_grad()
-def weights_fingerprint(model: nn.Module) -> str:
-    """sha256 over the names, shapes, dtypes and bytes of every tensor in the model's state dict.
-
-    Args:
-        model: any torch module.
-    """
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        tensor = tensor.detach().to("cpu").contiguous()
-        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype};".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 def default_cache_dir() -> Path:
@@ -113,7 +98,7 @@ class ImageFeatures:
     def fingerprint(self) -> str:
         """The weight fingerprint of the model (computed once)."""
         if self._fingerprint is None:
-            self._fingerprint = weights_fingerprint(self.model)
+            self._fingerprint = weights_fingerprint(self.model.state_dict())
         return self._fingerprint
 
     @property

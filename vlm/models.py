@@ -10,7 +10,14 @@ from typing import Any
 import open_clip
 import torch
 
-from studio.core import is_asset_name, reading, resolve_asset
+from studio.core import (
+    is_asset_name,
+    join_clip_spec,
+    open_clip_weights,
+    reading,
+    resolve_asset,
+    split_clip_spec,
+)
 
 CONFIG_FILE = "open_clip_config.json"
 WEIGHTS_FILE = "open_clip_model.safetensors"
@@ -26,7 +33,9 @@ def create_clip(
     Args:
         model_name: a bundled reference model (`"studio/shapes-clip"`, a folder of `assets/` in open_clip's
             `open_clip_config.json` + `open_clip_model.safetensors` format), or anything open_clip accepts:
-            an architecture name (`"ViT-B-32"`), `"hf-hub:org/repo"` or `"local-dir:/path/to/folder"`.
+            an architecture name (`"ViT-B-32"`, or `"ViT-B-32:laion2b_s34b_b79k"` with its pretrained tag:
+            the spelling `diffusion`'s image encoders take too), `"hf-hub:org/repo"` or
+            `"local-dir:/path/to/folder"`.
         pretrained: for a bundled model, None or True loads its trained weights, False gives random weights
             and a path loads that checkpoint into its architecture. For an open_clip architecture, None or
             False gives random weights, a string is a pretrained tag (`"laion2b_s34b_b79k"`, downloaded once,
@@ -57,9 +66,16 @@ def create_clip(
         model, preprocess, tokenizer = _create_bundled(model_name, pretrained, device)
         base_id = model_name
     else:
-        model, preprocess, tokenizer = _create_open_clip(model_name, pretrained, device)
+        name, tag = split_clip_spec(model_name)
+        if tag is not None:
+            if pretrained not in (None, tag):
+                raise ValueError(
+                    f"{model_name!r} names pretrained {tag!r}; pass pretrained=None, not {pretrained!r}"
+                )
+            pretrained = tag
+        model, preprocess, tokenizer = _create_open_clip(name, pretrained, device)
         is_tag = isinstance(pretrained, str) and not _looks_like_path(pretrained)
-        base_id = f"{model_name}:{pretrained}" if is_tag and ":" not in model_name else model_name
+        base_id = join_clip_spec(name, pretrained if is_tag else None)
     model.base_model_id = base_id
     model.base_pretrained = pretrained
     return model.eval(), preprocess, tokenizer
@@ -94,8 +110,7 @@ def _create_open_clip(name: str, pretrained: bool | str | None, device: torch.de
         )
     if isinstance(pretrained, str) and _looks_like_path(pretrained):
         _check_file(pretrained)
-    has_schema = name.startswith(("hf-hub:", "local-dir:"))
-    kwargs = {"load_weights": pretrained is not False} if has_schema else {"pretrained": pretrained or None}
+    kwargs = open_clip_weights(name, pretrained)
     try:
         with reading(pretrained or name, "checkpoint"):
             model, _, preprocess = open_clip.create_model_and_transforms(name, device=device, **kwargs)

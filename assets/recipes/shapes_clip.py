@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 from recipe_command import recipe_command  # noqa: E402
 
+from studio.engine import cosine_decay  # noqa: E402
 from studio.world import (  # noqa: E402
     COLOURS,
     HELDOUT_SHAPES,
@@ -177,11 +178,7 @@ def train(args: argparse.Namespace) -> dict:
     warmup = max(1, args.steps // 20)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
-        lambda s: (
-            (s + 1) / warmup
-            if s < warmup
-            else 0.5 * (1 + math.cos(math.pi * (s - warmup) / (args.steps - warmup)))
-        ),
+        lambda s: (s + 1) / warmup if s < warmup else cosine_decay((s - warmup) / (args.steps - warmup)),
     )
     generator = torch.Generator().manual_seed(args.seed)
     order = torch.empty(0, dtype=torch.long)

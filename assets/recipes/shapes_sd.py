@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -52,6 +51,7 @@ from shapes_tokenizer import (  # noqa: E402
 )
 
 from studio.core import write_json  # noqa: E402
+from studio.engine import cosine_decay  # noqa: E402
 from studio.world import render, sample_scenes  # noqa: E402
 
 MIN_SNR_GAMMA = 5.0
@@ -116,7 +116,7 @@ def cosine_lr(
     optimizer: torch.optim.Optimizer, steps: int, warmup: int = 50
 ) -> torch.optim.lr_scheduler.LambdaLR:
     def factor(step: int) -> float:
-        return min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / steps))
+        return min(1.0, (step + 1) / warmup) * cosine_decay(step / steps)
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from studio.core import is_asset_name, resolve_asset
+from studio.core import is_asset_name, open_clip_weights, resolve_asset, split_clip_spec
 
 DEFAULT_IMAGE_ENCODER = "studio/shapes-clip"
 OPEN_CLIP_CONFIG = "open_clip_config.json"
@@ -69,8 +69,9 @@ def load_image_encoder(
         spec: None or `"studio/shapes-clip"` (the bundled reference CLIP); a folder with
             `open_clip_config.json` (+ `open_clip_model.safetensors`); a folder of a transformers
             `CLIPVisionModelWithProjection` (config.json + weights, optional preprocessor_config.json); an
-            open_clip name (`"hf-hub:org/repo"`, or an architecture with a pretrained tag:
-            `"ViT-B-32:laion2b_s34b_b79k"`); or an `ImageEncoder`, returned as is.
+            open_clip spec as `vlm.create_clip` takes it (`"hf-hub:org/repo"`, `"local-dir:/path"`, or an
+            architecture with a pretrained tag: `"ViT-B-32:laion2b_s34b_b79k"`; see `studio.core.split_clip_spec`);
+            or an `ImageEncoder`, returned as is.
         device: where the tower runs (default CPU).
 
     Returns:
@@ -93,14 +94,13 @@ def load_image_encoder(
             f"{folder} is neither an open_clip folder ({OPEN_CLIP_CONFIG}) nor a transformers "
             "CLIPVisionModelWithProjection folder (config.json)"
         )
-    name, _, tag = spec.partition(":") if not spec.startswith("hf-hub:") else (spec, "", "")
-    return _open_clip(name, tag or None, spec, device)
+    return _open_clip(*split_clip_spec(spec), spec, device)
 
 
 def _open_clip(name: str, pretrained: str | None, spec: str, device: torch.device) -> ImageEncoder:
     import open_clip  # on first use: only IP-Adapter needs it, and it is slow to import (timm)
 
-    kwargs = {"pretrained": pretrained} if not name.startswith(("local-dir:", "hf-hub:")) else {}
+    kwargs = open_clip_weights(name, pretrained)
     model, _, preprocess = open_clip.create_model_and_transforms(name, device=device, **kwargs)
     model.eval().requires_grad_(False)
     # open_clip's image tower projects to the joint space; its width is the text projection's output.

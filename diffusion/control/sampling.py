@@ -30,7 +30,7 @@ from ..artifacts import ArtifactInfo, check_artifact, read_artifact
 from ..conditions import extract_condition
 from ..images import ImageInput, load_images, pipeline_resolution
 from . import ip_adapter
-from .image_encoder import load_image_encoder
+from .image_encoder import ImageEncoder, load_image_encoder
 
 CONSUMED = (
     "guidance_scale",
@@ -67,7 +67,8 @@ class LoadedControl:
         scale: default strength (conditioning scale, adapter weight or IP-Adapter scale).
         condition: the extractor that turns a photo into this control's condition (None: use images as given).
         condition_params: the extractor's parameters.
-        image_encoder: the IP-Adapter's image encoder spec (or an `ImageEncoder`).
+        image_encoder: the IP-Adapter's image encoder spec as recorded; `prepare` replaces it by the loaded
+            `ImageEncoder`, which `build_call` needs.
     """
 
     kind: str
@@ -96,6 +97,10 @@ def load_control(info: ArtifactInfo, device: torch.device, dtype: torch.dtype) -
         )
     elif info.kind == "t2i_adapter":
         module = T2IAdapter.from_pretrained(info.path, local_files_only=True, torch_dtype=dtype).to(device)
+    elif info.kind != "ip_adapter":
+        raise ValueError(
+            f"{info.path} is a {info.kind} artifact, not a control (ControlNet, T2I-Adapter, IP-Adapter)"
+        )
     else:
         folder = info.path.parent if info.path.is_file() else info.path
         module = ip_adapter.read_ip_adapter(folder)
@@ -142,18 +147,19 @@ def build_call(
     control_image: Any = None,
     ip_image: Any = None,
     *,
-    install_ip: bool = True,
     extract: bool = True,
     **kw: Any,
 ) -> tuple[StableDiffusionPipeline, dict[str, Any]]:
     """The pipeline to call and its extra arguments for loaded controls (see `prepare`).
+
+    IP-Adapters must already be installed in `pipe.unet` (`prepare` installs them; training previews sample
+    the one being trained).
 
     Args:
         pipe: the base pipeline.
         controls: the loaded controls.
         control_image: image(s) for the ControlNets / T2I-Adapters (one, or one per such control, in order).
         ip_image: reference image(s) for the IP-Adapters (one, or one per IP-Adapter).
-        install_ip: load the IP-Adapters into the UNet (False when they are installed already).
         extract: apply each control's recorded extractor to its control image.
         **kw: the call's other arguments; `guidance_scale`, `height`, `controlnet_conditioning_scale`,
             `adapter_conditioning_scale` and `ip_adapter_scale` are read here.
@@ -198,9 +204,7 @@ def build_call(
     elif ips:
         target = _rebuild(StableDiffusionPipeline, pipe)
     if ips:
-        extra["ip_adapter_image_embeds"] = _ip_embeds(target, ips, ip_image, install_ip, kw)
-    elif install_ip:
-        ip_adapter.uninstall(pipe)
+        extra["ip_adapter_image_embeds"] = _ip_embeds(target, ips, ip_image, kw)
     return target, extra
 
 
@@ -215,25 +219,36 @@ def _rebuild(cls: type, pipe: StableDiffusionPipeline, **modules: Any) -> Stable
     return target
 
 
-def _ip_embeds(
-    target, ips: list[LoadedControl], ip_image: Any, install: bool, kw: dict
-) -> list[torch.Tensor]:
+def _ip_embeds(target, ips: list[LoadedControl], ip_image: Any, kw: dict) -> list[torch.Tensor]:
     if ip_image is None:
         raise ValueError("an ip_adapter artifact needs ip_image= (the reference image)")
-    if install:
-        ip_adapter.install(target, [c.module for c in ips])
     target.set_ip_adapter_scale(
         _per_control(kw.get("ip_adapter_scale", [c.scale for c in ips]), len(ips), "scales")
     )
     guided = kw.get("guidance_scale", 7.5) > 1 and target.unet.config.time_cond_proj_dim is None
     embeds = []
     for control, image in zip(ips, _per_control(ip_image, len(ips), "ip images"), strict=True):
-        encoder = load_image_encoder(control.image_encoder, device=target.unet.device)
+        encoder = control.image_encoder  # loaded by `prepare` (or the trainer's own, for previews)
         (picture,) = load_images([image], pipeline_resolution(target))  # as the training images were
         embedding = encoder([picture])[:, None].to(target.unet.dtype)  # [1 image, 1, D]
         # The stock pipeline's unconditional image input is a zero embedding, as dropped in training.
         embeds.append(torch.cat([torch.zeros_like(embedding), embedding]) if guided else embedding)
     return embeds
+
+
+@dataclass
+class PreparedCall:
+    """What `prepare` hands to the sampler.
+
+    Args:
+        pipeline: the pipeline to call (the base one, or a control pipeline sharing its components).
+        call_kwargs: the extra arguments for that call.
+        cleanup: undoes what `prepare` changed in the shared UNet (IP-Adapters); call it after sampling.
+    """
+
+    pipeline: StableDiffusionPipeline
+    call_kwargs: dict[str, Any]
+    cleanup: Callable[[], None]
 
 
 def prepare(
@@ -242,12 +257,16 @@ def prepare(
     control_image: Any = None,
     ip_image: Any = None,
     **kw: Any,
-) -> tuple[StableDiffusionPipeline, dict[str, Any], Callable[[], None] | None]:
+) -> PreparedCall:
     """The pipeline to call for a set of control artifacts, the extra arguments for that call, and a cleanup.
+
+    IP-Adapters are loaded into the shared UNet here and taken out by the cleanup; each distinct image
+    encoder they name is loaded once.
 
     Args:
         pipe: the base pipeline (with any personalization already applied).
-        control_adapters: artifact paths or `ArtifactInfo`s of kind controlnet / t2i_adapter / ip_adapter.
+        control_adapters: artifact paths (read and checked here: kind, base model) or `ArtifactInfo`s already
+            checked by the caller (as `diffusion.generate` passes them).
         control_image: the control image for the ControlNets / T2I-Adapters (one, or one per artifact): a
             condition image or a raw photo (the artifact's extractor is applied unless `extract=False`).
         ip_image: the reference image for the IP-Adapters.
@@ -257,8 +276,7 @@ def prepare(
             returned in the call's arguments.
 
     Returns:
-        `(pipeline_to_call, extra_call_kwargs, cleanup)`: `cleanup()` removes IP-Adapters loaded into the
-        shared UNet (None when none were); call it after sampling.
+        The `PreparedCall`; call its `cleanup()` after sampling, also when sampling fails.
 
     Raises:
         ValueError: for an artifact of another kind or base model, a missing control/reference image,
@@ -267,22 +285,36 @@ def prepare(
     check = kw.pop("check_base_model", True)
     base = getattr(pipe, "base_model_id", None) if check else None
     infos = [
-        check_artifact(
-            a if isinstance(a, ArtifactInfo) else read_artifact(a),
-            kinds=("controlnet", "t2i_adapter", "ip_adapter"),
-            base_model=base,
+        a
+        if isinstance(a, ArtifactInfo)
+        else check_artifact(
+            read_artifact(a), kinds=("controlnet", "t2i_adapter", "ip_adapter"), base_model=base
         )
         for a in control_adapters
     ]
     controls = [load_control(info, pipe.unet.device, pipe.unet.dtype) for info in infos]
-    target, extra = build_call(pipe, controls, control_image, ip_image, **kw)
+    ips = [c for c in controls if c.kind == "ip_adapter"]
+    encoders: dict[str, ImageEncoder] = {}
+    for control in ips:
+        spec = control.image_encoder
+        if not isinstance(spec, ImageEncoder):
+            key = str(spec)  # None (the default tower) included
+            if key not in encoders:
+                encoders[key] = load_image_encoder(spec, device=pipe.unet.device)
+            control.image_encoder = encoders[key]
+    if ips:
+        ip_adapter.install(pipe, [c.module for c in ips])
+    try:
+        target, extra = build_call(pipe, controls, control_image, ip_image, **kw)
+    except BaseException:
+        release(pipe)
+        raise
     passthrough = {k: v for k, v in kw.items() if k not in CONSUMED}
-    uses_ip = any(c.kind == "ip_adapter" for c in controls)
-    return target, {**passthrough, **extra}, (lambda: release(pipe)) if uses_ip else None
+    return PreparedCall(target, {**passthrough, **extra}, (lambda: release(pipe)) if ips else (lambda: None))
 
 
 def release(pipe: StableDiffusionPipeline) -> None:
-    """Remove IP-Adapters that `prepare` loaded into `pipe.unet`.
+    """Remove IP-Adapters that `prepare` loaded into `pipe.unet` (a no-op when there are none).
 
     Args:
         pipe: the base pipeline.

@@ -32,7 +32,7 @@ from .config import ControlConfig
 from .controlnet import ControlNetConfig, build_controlnet, controlnet_residuals, save_controlnet
 from .dataset import read_control_folder
 from .image_encoder import ImageEncoder, load_image_encoder
-from .preview import control_sampler
+from .preview_sampler import control_sampler
 from .t2i_adapter import T2IAdapterConfig, adapter_residuals, build_t2i_adapter, save_t2i_adapter
 
 CONFIGS: dict[str, type[ControlConfig]] = {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -10,7 +9,14 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from studio.core import adapter_layers, find_targets, register_method, replace_module, save_tensors
+from studio.core import (
+    adapter_layers,
+    find_targets,
+    register_method,
+    replace_module,
+    save_tensors,
+    weights_fingerprint,
+)
 
 from .config import SVDiffConfig
 from .layer import NORM_TYPES, NormShift, SpectralShift
@@ -22,17 +28,6 @@ MATRIX_TYPES = (nn.Linear, nn.Conv2d)
 def svd_cache_dir() -> Path:
     """Where SVDs are cached: `$STUDIO_SVD_CACHE`, else `~/.cache/adaptation-studio/svd`."""
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "adaptation-studio" / "svd")
-
-
-def _fingerprint(weights: dict[str, torch.Tensor]) -> str:
-    # Keyed by the weights' bytes, not by a model id: the same id can name retrained weights (a re-run
-    # recipe, a fine-tuned checkpoint), and a stale SVD would silently make W' != W.
-    digest = hashlib.blake2b(digest_size=16)
-    for name, weight in weights.items():
-        data = weight.detach().to("cpu", torch.float32).contiguous()
-        digest.update(f"{name}:{tuple(data.shape)};".encode())
-        digest.update(data.numpy().tobytes())
-    return digest.hexdigest()
 
 
 @torch.no_grad()
@@ -47,7 +42,7 @@ def svd_factors(weights: dict[str, torch.Tensor], cache_dir: str | os.PathLike |
         Module name -> `(u, s, vh)` float32 CPU tensors.
     """
     folder = Path(cache_dir) if cache_dir is not None else svd_cache_dir()
-    file = folder / f"svd-{_fingerprint(weights)}.safetensors"
+    file = folder / f"svd-{weights_fingerprint(weights)}.safetensors"
     if file.is_file():
         cached = load_file(str(file))
         return {name: (cached[f"{name}.u"], cached[f"{name}.s"], cached[f"{name}.vh"]) for name in weights}

@@ -5,7 +5,9 @@ methods here.
 """
 
 from .assets import assets_dir, is_asset_name, resolve_asset
+from .clip_spec import join_clip_spec, open_clip_weights, split_clip_spec
 from .config import AdapterConfig, check_range, conform, hfield
+from .fingerprint import library_version, weights_fingerprint
 from .inject import classifier_name, disable_adapters, inject, resolve_modules_to_save
 from .io import (
     atomic_path,
@@ -16,10 +18,11 @@ from .io import (
     reading,
     save_adapter,
     save_tensors,
+    write_adapter_config,
     write_json,
 )
 from .layer import AdapterLayer, adapter_layers, adapter_parameter_names
-from .merge import merge, unmerge
+from .merge import merge, remove_adapter, unmerge
 from .modes import train_mode
 from .registry import Method, get_method, list_methods, register_method
 from .report import parameter_report
@@ -47,20 +50,27 @@ __all__ = [
     "hfield",
     "inject",
     "is_asset_name",
+    "join_clip_spec",
+    "library_version",
     "list_methods",
     "load_adapter",
     "merge",
+    "open_clip_weights",
     "parameter_report",
     "read_adapter_config",
     "read_tensors",
     "reading",
     "register_method",
+    "remove_adapter",
     "replace_module",
     "resolve_asset",
     "resolve_modules_to_save",
     "save_adapter",
     "save_tensors",
+    "split_clip_spec",
     "train_mode",
     "unmerge",
+    "weights_fingerprint",
+    "write_adapter_config",
     "write_json",
 ]

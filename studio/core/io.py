@@ -17,6 +17,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from .fingerprint import library_version
 from .inject import inject
 from .registry import get_method
 from .state import adapter_state_dict, get_adapter_state, require_adapter_state
@@ -148,24 +149,55 @@ def save_adapter(
     Returns:
         The output folder.
     """
-    from studio import __version__
-
     state = require_adapter_state(model)
     path = Path(path)
     save_tensors(path / WEIGHTS_NAME, adapter_state_dict(model), metadata={"format": "pt"})
+    write_adapter_config(
+        path,
+        state.config.method,
+        state.config.to_dict(),
+        base_model or base_model_id(model),
+        state.modules_to_save,
+        metadata,
+    )
+    return path
+
+
+def write_adapter_config(
+    path: str | os.PathLike,
+    method: str,
+    config: dict[str, Any],
+    base_model: str | None,
+    modules_to_save: list[str] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Path:
+    """Write the `adapter_config.json` every adapter folder of the project carries (atomically).
+
+    Args:
+        path: the adapter folder.
+        method: the registered method name.
+        config: the method config as a dict (`config.to_dict()`).
+        base_model: id of the base model the adapter was trained on.
+        modules_to_save: base modules saved in full beside the adapter (e.g. the head).
+        metadata: extra JSON-ready information (e.g. class names, metrics, a domain's own records).
+
+    Returns:
+        The written file.
+    """
+    file = Path(path) / CONFIG_NAME
     write_json(
-        path / CONFIG_NAME,
+        file,
         {
             "format_version": FORMAT_VERSION,
-            "method": state.config.method,
-            "config": state.config.to_dict(),
-            "base_model": base_model or base_model_id(model),
-            "modules_to_save": state.modules_to_save,
-            "library": f"adaptation-studio {__version__}",
+            "method": method,
+            "config": config,
+            "base_model": base_model,
+            "modules_to_save": list(modules_to_save or []) or None,
+            "library": library_version(),
             "metadata": metadata or {},
         },
     )
-    return path
+    return file
 
 
 def read_adapter_config(path: str | os.PathLike) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Folding a mergeable adapter into the base weights, and undoing it."""
+"""Folding a mergeable adapter into the base weights, undoing that, and taking an adapter back out."""
 
 from __future__ import annotations
 
@@ -32,14 +32,12 @@ def merge(model: nn.Module, unload: bool = False) -> nn.Module:
     Raises:
         ValueError: if the method is not mergeable (the message says why).
     """
-    for name, layer in _mergeable_layers(model):
+    for _, layer in _mergeable_layers(model):
         if not layer.merged:
             layer.merge()
             layer.merged = True
-        if unload:
-            replace_module(model, name, layer.base_layer)
     if unload:
-        delattr(model, STATE_ATTR)
+        _unwrap(model)
     return model
 
 
@@ -51,3 +49,31 @@ def unmerge(model: nn.Module) -> nn.Module:
             layer.unmerge()
             layer.merged = False
     return model
+
+
+@torch.no_grad()
+def remove_adapter(model: nn.Module) -> nn.Module:
+    """Undo `inject` without merging: every adapter layer gives way to the module it wraps, unmerged first.
+
+    A model shared between tasks (a pipeline's UNet, a backbone) thus ends with its original modules and
+    weights. A model without an adapter is returned unchanged.
+
+    Args:
+        model: a model carrying an adapter injected with `inject` or `load_adapter`.
+
+    Returns:
+        The same model object. `requires_grad` flags stay as `inject` left them (frozen).
+    """
+    for _, layer in adapter_layers(model):
+        if layer.merged:
+            layer.unmerge()
+            layer.merged = False
+    _unwrap(model)
+    return model
+
+
+def _unwrap(model: nn.Module) -> None:
+    for name, layer in adapter_layers(model):
+        replace_module(model, name, layer.base_layer)
+    if hasattr(model, STATE_ATTR):
+        delattr(model, STATE_ATTR)

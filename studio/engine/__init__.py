@@ -6,7 +6,7 @@
 from .callbacks import Callback, TrainState
 from .checkpoint import latest_checkpoint, list_checkpoints
 from .loop import TrainResult, train
-from .schedule import WarmupCosine
+from .schedule import WarmupCosine, cosine_decay
 from .validate import check_count, check_number, check_two_classes
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "check_count",
     "check_number",
     "check_two_classes",
+    "cosine_decay",
     "latest_checkpoint",
     "list_checkpoints",
     "train",

@@ -27,6 +27,18 @@ def resolve_warmup(warmup_steps: int | float, total_steps: int) -> int:
     return int(warmup_steps)
 
 
+def cosine_decay(progress: float) -> float:
+    """The cosine half-wave every schedule in the project decays by: 1 at `progress` 0, 0 at 1 and after.
+
+    Args:
+        progress: the fraction of the decay done (values outside `[0, 1]` are clamped).
+
+    Returns:
+        A factor in `[0, 1]`.
+    """
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, max(0.0, progress))))
+
+
 class WarmupCosine:
     """LR multiplier: linear warmup from ~0 to 1, then cosine decay to 0 at `total_steps`.
 
@@ -53,8 +65,7 @@ class WarmupCosine:
         if step < self.warmup_steps:
             return (step + 1) / (self.warmup_steps + 1)
         decay_steps = max(1, self.total_steps - self.warmup_steps)
-        progress = min(1.0, (step - self.warmup_steps) / decay_steps)
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
+        return cosine_decay((step - self.warmup_steps) / decay_steps)
 
 
 def warmup_cosine_scheduler(optimizer: Optimizer, warmup_steps: int, total_steps: int) -> LambdaLR:

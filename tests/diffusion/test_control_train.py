@@ -253,3 +253,43 @@ def test_bad_sampling_inputs_are_clear_errors(pipe, pairs, trained, tmp_path):
     other = diffusion.load_pipeline("studio/shapes-sd")
     with pytest.raises(ValueError, match="base model"):
         _gen(other, [arts["controlnet"]], control_image=pairs / "000.png")
+
+
+def test_one_image_tower_load_per_generate_call(pipe, pairs, trained, monkeypatch):
+    """Two IP-Adapters naming the same image encoder share one load of its tower, and each call loads anew."""
+    from diffusion.control import sampling
+
+    arts, _ = trained
+    loads = []
+    real = sampling.load_image_encoder
+
+    def counted(spec=None, device=None):
+        loads.append(spec)
+        return real(spec, device)
+
+    monkeypatch.setattr(sampling, "load_image_encoder", counted)
+    reference = pairs / "001.png"
+    _gen(pipe, [arts["ip_adapter"]] * 2, ip_image=[reference] * 2, ip_adapter_scale=[0.5, 0.5])
+    assert len(loads) == 1
+    _gen(pipe, [arts["ip_adapter"]], ip_image=reference)
+    assert len(loads) == 2
+
+
+def test_generate_checks_each_artifact_once(pipe, pairs, trained, monkeypatch):
+    import importlib
+
+    from diffusion.control import sampling
+
+    gen = importlib.import_module("diffusion.generate")  # the module, not the function it exports
+    arts, _ = trained
+    checked = []
+    real = gen.check_artifact
+
+    def counted(info, *args, **kwargs):
+        checked.append(info.path)
+        return real(info, *args, **kwargs)
+
+    monkeypatch.setattr(gen, "check_artifact", counted)
+    monkeypatch.setattr(sampling, "check_artifact", counted)
+    _gen(pipe, [arts["controlnet"]], control_image=pairs / "conditions" / "000.png", extract=False)
+    assert len(checked) == 1

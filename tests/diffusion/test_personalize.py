@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 
 import diffusion
 from diffusion.artifacts import artifact_metadata, check_artifact, read_artifact, write_artifact_info
+from diffusion.control.sampling import PreparedCall
 from diffusion.denoise import cubic_timesteps, denoising_loss, prediction_target, training_scheduler
 from diffusion.latents import encode_latents
 from tests.diffusion.tiny import concept_images
@@ -89,7 +90,7 @@ def test_control_inputs_go_through_the_control_seam(tiny_pipe, monkeypatch):
 
     def prepare(pipe, adapters, control_image=None, ip_image=None, **kw):
         calls.append((adapters, control_image))
-        return pipe, {}, lambda: calls.append("undone")
+        return PreparedCall(pipe, {}, lambda: calls.append("undone"))
 
     monkeypatch.setattr(gen, "prepare_control", prepare)
     diffusion.generate(tiny_pipe, "a", control_image="edges", num_inference_steps=1)

@@ -29,7 +29,10 @@ def test_fit_then_predict(tiny_model_dir, image_folder, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "tip_adapter: 3 classes, 9 images" in printed and "alpha=" in printed
     saved = json.loads((out / "adapter_config.json").read_text())
-    assert saved["classnames"] == ["circle", "square", "stripes"] and saved["base_model"] == tiny_model_dir
+    assert (
+        saved["metadata"]["classnames"] == ["circle", "square", "stripes"]
+        and saved["base_model"] == tiny_model_dir
+    )
 
     images = sorted(str(p) for p in image_folder.rglob("*.png"))
     assert main(["vlm", "predict", "--model-dir", str(out), *images]) == 0

@@ -289,8 +289,35 @@ def test_saved_config_records_classes_templates_and_base(base, tmp_path):
     train, labels = images(2)
     make(base, "coop", tmp_path, epochs=1).fit(train, labels, CLASSES).save(tmp_path / "run")
     saved = json.loads((tmp_path / "run" / "adapter_config.json").read_text())
-    assert saved["classnames"] == CLASSES and saved["templates"] == ["a photo of a {}."]
+    assert saved["metadata"]["classnames"] == CLASSES and saved["metadata"]["templates"] == [
+        "a photo of a {}."
+    ]
     assert saved["base_model"] == "tiny" and saved["method"] == "coop" and saved["config"]["epochs"] == 1
+
+
+def test_saved_config_has_the_adapter_config_schema(base, tiny_vit, tmp_path):
+    """Under peft's file names, the same top-level fields as `studio.core.save_adapter` writes."""
+    import vision
+    from studio.core import inject, save_adapter
+
+    train, labels = images(2)
+    make(base, "tip_adapter").fit(train, labels, CLASSES).save(tmp_path / "clf")
+    save_adapter(inject(tiny_vit(), vision.SSFConfig()), tmp_path / "ssf")
+    clf_keys = json.loads((tmp_path / "clf" / "adapter_config.json").read_text()).keys()
+    assert clf_keys == json.loads((tmp_path / "ssf" / "adapter_config.json").read_text()).keys()
+
+
+def test_a_save_with_the_records_at_the_top_level_still_loads(base, tmp_path):
+    train, labels = images(2)
+    test, _ = images(2, seed=1)
+    clf = make(base, "tip_adapter").fit(train, labels, CLASSES)
+    file = clf.save(tmp_path / "run") / "adapter_config.json"
+    data = json.loads(file.read_text())
+    records = data.pop("metadata")
+    file.write_text(json.dumps({**data, **records}))  # the layout before the shared schema
+    loaded = FewShotCLIP.load(tmp_path / "run", model=base, cache_dir=False)
+    assert loaded.classnames == CLASSES
+    np.testing.assert_array_equal(loaded.predict_proba(test), clf.predict_proba(test))
 
 
 def test_disk_cache_is_keyed_by_the_weights(base, tmp_path):

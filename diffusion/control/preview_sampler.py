@@ -1,4 +1,4 @@
-"""Preview samples during control training: the condition (or reference image) beside fresh samples.
+"""What a control preview samples during training: the condition (or reference image) beside fresh samples.
 
 The callback itself is the shared `diffusion.previews.PreviewCallback`; this module only says what a control
 preview samples.
@@ -57,7 +57,6 @@ def control_sampler(
             [loaded],
             control_image=None if by_image else example.condition,
             ip_image=example.image if by_image else None,
-            install_ip=False,
             extract=False,
             guidance_scale=guidance_scale,
         )
