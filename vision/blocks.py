@@ -6,11 +6,11 @@ from collections.abc import Sequence
 
 from torch import nn
 
-BLOCK_PARTS = ("norm1", "attn", "ls1", "drop_path1", "norm2", "mlp", "ls2", "drop_path2")
+BLOCK_PARTS = ("norm1", "attn", "norm2", "mlp")
 
 
 def is_vit_block(module: nn.Module) -> bool:
-    """Whether `module` is a pre-norm ViT block with timm's layout (ViT, DeiT, BEiT-style `Block`)."""
+    """Whether `module` is a transformer block on a token sequence with timm's layout (ViT, DeiT, EVA, BEiT)."""
     return all(hasattr(module, part) for part in BLOCK_PARTS)
 
 
@@ -22,10 +22,14 @@ def vit_blocks(model: nn.Module, method: str) -> list[tuple[str, nn.Module]]:
         method: the method asking, named in the error.
     """
     blocks = getattr(model, "blocks", None)
-    if not isinstance(blocks, nn.Sequential) or not all(is_vit_block(b) for b in blocks) or len(blocks) == 0:
+    if (
+        not isinstance(blocks, (nn.Sequential, nn.ModuleList))
+        or not all(is_vit_block(b) for b in blocks)
+        or len(blocks) == 0
+    ):
         raise ValueError(
-            f"{method} needs a timm vision transformer with `blocks` of pre-norm ViT blocks "
-            f"(norm1/attn/norm2/mlp); {type(model).__name__} has none"
+            f"{method} needs a token sequence: a timm vision transformer with `blocks` of transformer blocks "
+            f"(norm1/attn/norm2/mlp); {type(model).__name__} has none (its blocks work on feature maps)"
         )
     return [(f"blocks.{i}", block) for i, block in enumerate(blocks)]
 

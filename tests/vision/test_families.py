@@ -4,7 +4,15 @@ import pytest
 import torch
 
 import vision
-from studio.core import get_adapter_state, inject, load_adapter, merge, save_adapter, train_mode
+from studio.core import (
+    disable_adapters,
+    get_adapter_state,
+    inject,
+    load_adapter,
+    merge,
+    save_adapter,
+    train_mode,
+)
 
 FAMILIES = {
     "convnext": ("convnext_tiny", {"depths": (1, 1, 1, 1), "dims": (8, 16, 32, 64), "ls_init_value": 1.0}),
@@ -25,6 +33,7 @@ CONFIGS = {
     "ssf": vision.SSFConfig,
     "lora": vision.LoRAConfig,
     "lora_mlp": lambda: vision.LoRAConfig(target_modules=["fc1", "fc2"]),
+    "vpt_shallow": lambda: vision.VPTConfig(deep=False, num_tokens=3),
 }
 MERGEABLE = [
     ("convnext", "ssf"),
@@ -36,14 +45,14 @@ MERGEABLE = [
     ("beit", "ssf"),
     ("beit", "lora"),
 ]
-WORKS = MERGEABLE + [(family, "adaptformer") for family in FAMILIES]
+IDENTITY_AT_INIT = MERGEABLE + [(family, "adaptformer") for family in FAMILIES]
+WORKS = IDENTITY_AT_INIT + [("eva", "vpt"), ("eva", "vpt_shallow")]
 # (family, method, class name in the message, what the message says is needed)
 REFUSED = [
-    ("convnext", "vpt", "ConvNeXt", "pre-norm ViT blocks"),
+    ("convnext", "vpt", "ConvNeXt", "needs a token sequence"),
     ("convnext", "lora", "ConvNeXt", "matches targets"),
-    ("swin", "vpt", "SwinTransformer", "pre-norm ViT blocks"),
-    ("eva", "vpt", "Eva", "pre-norm ViT blocks"),
-    ("beit", "vpt", "Beit", "pre-norm ViT blocks"),
+    ("swin", "vpt", "SwinTransformer", "prompts inside every windowed attention"),
+    ("beit", "vpt", "Beit", "relative position bias"),
 ]
 X = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
 
@@ -69,7 +78,7 @@ def _perturbed(family, method):
     return model
 
 
-@pytest.mark.parametrize("family, method", WORKS)
+@pytest.mark.parametrize("family, method", IDENTITY_AT_INIT)
 def test_identity_at_init(family, method):
     model = inject(_base(family), _config(method)).eval()
     torch.testing.assert_close(model(X), _base(family)(X), atol=0, rtol=0)
@@ -90,7 +99,9 @@ def test_one_step_changes_only_adapter_and_head(family, method):
     changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
     assert changed <= trainable, changed - trainable
     assert heads & changed, "the head did not train"
-    assert any(k.endswith(("scale", "lora_B", "up.weight")) for k in changed), "no adapter parameter moved"
+    assert any(k.endswith(("scale", "lora_B", "up.weight", "prompts")) for k in changed), (
+        "no adapter parameter moved"
+    )
 
 
 @pytest.mark.parametrize("family, method", WORKS)
@@ -130,3 +141,13 @@ def test_ssf_on_convnext_scales_channels_first_norms_per_channel():
 def test_ssf_refuses_a_qkv_whose_weight_the_attention_reads_directly():
     with pytest.raises(ValueError, match="Eva: its attention reads qkv.weight directly"):
         inject(_base("eva"), vision.SSFConfig(target_modules=["qkv"]))
+
+
+@pytest.mark.parametrize("method", ["vpt", "vpt_shallow"])
+def test_vpt_on_eva_changes_outputs_and_disabling_restores_the_base(method):
+    model = _perturbed("eva", method)
+    base = _base("eva")
+    base.head.load_state_dict(model.head.state_dict())
+    assert not torch.allclose(model(X), base(X))
+    with disable_adapters(model):  # the attention's prefix count is back to the class token alone
+        torch.testing.assert_close(model(X), base(X), atol=0, rtol=0)
