@@ -50,7 +50,7 @@ WORKS = IDENTITY_AT_INIT + [("eva", "vpt"), ("eva", "vpt_shallow")]
 # (family, method, class name in the message, what the message says is needed)
 REFUSED = [
     ("convnext", "vpt", "ConvNeXt", "needs a token sequence"),
-    ("convnext", "lora", "ConvNeXt", "matches targets"),
+    ("convnext", "lora", "ConvNeXt", "target_modules=['fc1', 'fc2']"),
     ("swin", "vpt", "SwinTransformer", "prompts inside every windowed attention"),
     ("beit", "vpt", "Beit", "relative position bias"),
 ]
