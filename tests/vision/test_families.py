@@ -15,10 +15,10 @@ from studio.core import (
 )
 
 FAMILIES = {
-    "convnext": ("convnext_tiny", {"depths": (1, 1, 1, 1), "dims": (8, 16, 32, 64), "ls_init_value": 1.0}),
+    "convnext": ("convnext_tiny", {"depths": [1, 1, 1, 1], "dims": [8, 16, 32, 64], "ls_init_value": 1.0}),
     "swin": (
         "swin_tiny_patch4_window7_224",
-        {"img_size": 32, "window_size": 4, "embed_dim": 16, "depths": (1, 1), "num_heads": (1, 2)},
+        {"img_size": 32, "window_size": 4, "embed_dim": 16, "depths": [1, 1], "num_heads": [1, 2]},
     ),
     "eva": (
         "eva02_tiny_patch14_224",
@@ -60,7 +60,8 @@ X = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
 def _base(family, seed=0):
     name, kwargs = FAMILIES[family]
     torch.manual_seed(seed)
-    return vision.create_model(name, num_classes=3, **kwargs).eval()
+    # Through the `--timm-arg` allowlist, as the CLI and saved adapters pass them.
+    return vision.create_model(name, num_classes=3, **vision.check_timm_args(kwargs)).eval()
 
 
 def _config(method):
