@@ -13,6 +13,7 @@ from studio.core import (
     save_adapter,
     train_mode,
 )
+from vision.adaptformer import AdaptFormerBlock
 
 FAMILIES = {
     "convnext": ("convnext_tiny", {"depths": [1, 1, 1, 1], "dims": [8, 16, 32, 64], "ls_init_value": 1.0}),
@@ -152,3 +153,23 @@ def test_vpt_on_eva_changes_outputs_and_disabling_restores_the_base(method):
     assert not torch.allclose(model(X), base(X))
     with disable_adapters(model):  # the attention's prefix count is back to the class token alone
         torch.testing.assert_close(model(X), base(X), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_adaptformer_branch_reads_the_stream_entering_the_mlp_step(family):
+    model = _perturbed(family, "adaptformer")
+    wrapped = next(m for m in model.modules() if isinstance(m, AdaptFormerBlock))
+    block, seen = wrapped.base_layer, {}
+    if wrapped.channels_first:  # ConvNeXt: the block's own NCHW input, per channel
+        block.register_forward_pre_hook(lambda _, args: seen.setdefault("s", args[0].movedim(1, -1)))
+    else:  # pre-norm blocks: the input of norm2, the residual stream after attention
+        block.norm2.register_forward_pre_hook(lambda _, args: seen.setdefault("s", args[0]))
+    outputs = {}
+    wrapped.register_forward_hook(lambda _, args, out: outputs.setdefault("adapted", out))
+    block.register_forward_hook(lambda _, args, out: outputs.setdefault("base", out))
+    model(X)
+    branch = wrapped.scale * wrapped.up(torch.relu(wrapped.down(seen["s"])))
+    if wrapped.channels_first:
+        branch = branch.movedim(-1, 1)
+    assert branch.abs().max() > 0
+    torch.testing.assert_close(outputs["adapted"], outputs["base"] + branch.reshape(outputs["base"].shape))
