@@ -83,7 +83,7 @@ def mlp_blocks(
             found.append((name, module, *width))
     if not found:
         raise ValueError(
-            f"{method} needs blocks with a residual MLP step (`mlp` beside `norm2`, as in ViT, EVA, BEiT and Swin "
-            f"blocks, or ConvNeXt's `conv_dw`/`norm`/`mlp`); {type(model).__name__} has none"
+            f"{method} needs a vision transformer, Swin or ConvNeXt: blocks with a residual MLP step (`mlp` beside "
+            f"`norm2`, or ConvNeXt's `conv_dw`/`norm`/`mlp`); {type(model).__name__} has none"
         )
     return found
