@@ -10,6 +10,7 @@ exactly, the tensors autograd saves for backward (activations) plus gradients an
 
     python benchmarks/vision_methods.py                      # vit_small_patch16_224, batch 8 at 224, CPU
     python benchmarks/vision_methods.py --model vit_base_patch16_224 --rounds 5
+    python benchmarks/vision_methods.py --model convnext_tiny --params  # counts only, any timm family
 """
 
 from __future__ import annotations
@@ -27,10 +28,14 @@ from studio.core import inject, merge, train_mode
 METHODS = ["full", "linear_probe", "bitfit", "lora", "peft_lora", "vpt", "vpt_shallow", "adaptformer", "ssf"]
 
 
-def build(model_name: str, method: str, img_size: int = 224, num_classes: int = 10) -> torch.nn.Module:
-    """The model with `method` applied (`base` for none, `peft_lora` for HF peft's LoRA on qkv)."""
+def build(model_name: str, method: str, img_size: int | None = 224, num_classes: int = 10) -> torch.nn.Module:
+    """The model with `method` applied (`base` for none, `peft_lora` for HF peft's LoRA on qkv).
+
+    `img_size=None` keeps the architecture's own (ConvNeXt takes no `img_size`).
+    """
     torch.manual_seed(0)
-    model = vision.create_model(model_name, num_classes=num_classes, img_size=img_size)
+    size = {} if img_size is None else {"img_size": img_size}
+    model = vision.create_model(model_name, num_classes=num_classes, **size)
     if method == "peft_lora":
         import peft
 
@@ -64,6 +69,18 @@ class Trainer:
         return step_memory(self.model, self.params, self.optimizer, loss, self.x.is_cuda)
 
 
+def print_parameter_counts(model_name: str) -> None:
+    """Trainable parameters of every method on `model_name` at its own input size, or why `inject` refuses it."""
+    print(f"{model_name}: trainable parameters (10 classes)")
+    for method in METHODS:
+        try:
+            model = build(model_name, method, img_size=None)
+        except ValueError as err:
+            print(f"{method:<14}{'refused':>12}  {err}")
+            continue
+        print(f"{method:<14}{sum(p.numel() for p in model.parameters() if p.requires_grad):>12,}")
+
+
 def timed(fn) -> float:
     """Seconds one call of `fn` takes."""
     start = time.perf_counter()
@@ -79,7 +96,11 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--params", action="store_true", help="print trainable parameter counts only")
     args = parser.parse_args()
+    if args.params:
+        print_parameter_counts(args.model)
+        return
 
     x = torch.randn(args.batch, 3, args.size, args.size, device=args.device)
     y = torch.randint(0, 10, (args.batch,), device=args.device)

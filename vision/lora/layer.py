@@ -45,6 +45,24 @@ class LoRALinear(AdapterLayer):
         b[list(self.slices), :, torch.arange(k), :] = self.lora_B * self.scaling
         return self.lora_A.reshape(k * r, -1), b.reshape(self.num_slices * out_slice, k * r)
 
+    @property
+    def weight(self) -> torch.Tensor:
+        """The effective weight `W + (alpha / r) · B A` (just `W` once merged or disabled).
+
+        Attention code that reads `qkv.weight` directly (EVA, BEiT: `F.linear(x, qkv.weight, qkv_bias)`)
+        then sees the adapted layer without calling `forward`.
+        """
+        base = self.base_layer.weight
+        if not self.active:
+            return base
+        a, b = self._factors()
+        return base + (b @ a).to(base.dtype)
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        """The base layer's bias (LoRA leaves it as it is)."""
+        return self.base_layer.bias
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The base output plus the low-rank updates on the adapted slices."""
         y = self.base_layer(x)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn import functional as F
+from torch.func import functional_call
 
 from studio.core import AdapterLayer
 
@@ -71,8 +71,9 @@ class ScaleShift(AdapterLayer):
         base = self.base_layer
         if self.active and isinstance(base, nn.LayerNorm):
             # Folded into the norm's affine: the norm keeps what its backward needs, SSF adds no activation.
-            weight, bias = base.weight * self.scale, base.bias * self.scale + self.shift
-            return F.layer_norm(x, base.normalized_shape, weight.to(x.dtype), bias.to(x.dtype), base.eps)
+            # The norm's own forward runs, so a channels-first norm (timm's LayerNorm2d) stays per channel.
+            affine = {"weight": base.weight * self.scale, "bias": base.bias * self.scale + self.shift}
+            return functional_call(base, affine, (x,))
         y = base(x)
         if not self.active:
             return y

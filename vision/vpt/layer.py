@@ -24,6 +24,8 @@ class PromptedBlock(AdapterLayer):
         strip: the last block: prompts are dropped from its output so pooling and the head see the usual tokens.
         patch_size: the patch area enters the init range `sqrt(6 / (3·patch_area + d))` (the authors' Xavier init).
         dropout: dropout on the prompts in training.
+        prompts_skip_rope: the block's attention applies a rotary embedding to all but its first
+            `attn.num_prefix_tokens` tokens (EVA); while this block runs, the prompts are counted among them.
     """
 
     def __init__(
@@ -37,6 +39,7 @@ class PromptedBlock(AdapterLayer):
         strip: bool,
         patch_size: int = 16,
         dropout: float = 0.0,
+        prompts_skip_rope: bool = False,
     ) -> None:
         super().__init__(block)
         self.num_tokens, self.prefix, self.insert, self.strip, self.dropout = (
@@ -46,6 +49,7 @@ class PromptedBlock(AdapterLayer):
             strip,
             dropout,
         )
+        self.prompts_skip_rope = prompts_skip_rope
         self.prompts = None
         if learn:
             bound = math.sqrt(6.0 / (3 * patch_size * patch_size + dim))
@@ -59,7 +63,15 @@ class PromptedBlock(AdapterLayer):
             prompts = F.dropout(self.prompts, self.dropout, self.training).expand(x.shape[0], -1, -1)
             rest = x[:, self.prefix :] if self.insert else x[:, self.prefix + self.num_tokens :]
             x = torch.cat([x[:, : self.prefix], prompts.to(x.dtype), rest], dim=1)
-        x = self.base_layer(x, *args, **kwargs)
+        if self.prompts_skip_rope:
+            attn = self.base_layer.attn
+            attn.num_prefix_tokens += self.num_tokens
+            try:
+                x = self.base_layer(x, *args, **kwargs)
+            finally:
+                attn.num_prefix_tokens -= self.num_tokens
+        else:
+            x = self.base_layer(x, *args, **kwargs)
         if self.strip:
             x = torch.cat([x[:, : self.prefix], x[:, self.prefix + self.num_tokens :]], dim=1)
         return x

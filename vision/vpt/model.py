@@ -10,16 +10,51 @@ from ..blocks import embed_dim, num_prefix_tokens, vit_blocks
 from .config import VPTConfig
 from .layer import PromptedBlock
 
+_INSTEAD = "use SSF, AdaptFormer or LoRA on it instead"
+
+
+def _refusal(model: nn.Module) -> str | None:
+    """Why prompts cannot enter this model's attention unchanged, or None."""
+    family = type(model).__name__
+    if any(hasattr(m, "shift_size") and hasattr(m, "window_size") for m in model.modules()):
+        return (
+            f"VPT on {family} would need prompts inside every windowed attention of every stage (the VPT "
+            f"authors' Swin variant), which is not implemented; {_INSTEAD}"
+        )
+    if any(hasattr(m, "relative_position_bias_table") for m in model.modules()):
+        return (
+            f"VPT on {family}: its relative position bias covers only the class token and the patch grid, so "
+            f"prompts would need bias entries of their own, which is not implemented; {_INSTEAD}"
+        )
+    return None
+
+
+def _rope_leaves_prefix(model: nn.Module, blocks: list[tuple[str, nn.Module]]) -> bool:
+    """Whether the blocks apply a rotary embedding to all but `attn.num_prefix_tokens` tokens (EVA)."""
+    return getattr(model, "rope", None) is not None and all(
+        hasattr(b.attn, "num_prefix_tokens") for _, b in blocks
+    )
+
 
 def apply_vpt(model: nn.Module, config: VPTConfig) -> None:
-    """Wrap the blocks: the first inserts prompts, deeper ones replace them (deep) and the last strips them."""
+    """Wrap the blocks: the first inserts prompts, deeper ones replace them (deep) and the last strips them.
+
+    With a rotary embedding (EVA) every block is wrapped, so that its attention counts the prompts among the
+    class/register tokens that the rotary embedding leaves alone: prompts have no position in the patch grid.
+
+    Raises:
+        ValueError: the model has no token blocks, or its attention cannot take prompts (Swin, BEiT).
+    """
+    if (reason := _refusal(model)) is not None:
+        raise ValueError(reason)
     blocks = vit_blocks(model, "VPT")
+    rope = _rope_leaves_prefix(model, blocks)
     patch = getattr(getattr(model, "patch_embed", None), "patch_size", (16, 16))
     patch = patch[0] if isinstance(patch, (tuple, list)) else int(patch)
     last = len(blocks) - 1
     for i, (name, block) in enumerate(blocks):
         learn = i == 0 or config.deep
-        if not (learn or i == last):
+        if not (learn or i == last or rope):
             continue
         wrapped = PromptedBlock(
             block,
@@ -31,6 +66,7 @@ def apply_vpt(model: nn.Module, config: VPTConfig) -> None:
             strip=i == last,
             patch_size=patch,
             dropout=config.dropout,
+            prompts_skip_rope=rope,
         )
         replace_module(model, name, wrapped)
 
