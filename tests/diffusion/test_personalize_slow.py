@@ -38,6 +38,7 @@ def _renders(per_shape, seed):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # 400 training steps and two rounds of sampling on a 2-core CPU
 def test_textual_inversion_teaches_a_held_out_shape(tmp_path):
     from sklearn.linear_model import LogisticRegression
 

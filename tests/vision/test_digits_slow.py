@@ -21,7 +21,7 @@ LEARNING_RATES = {
     "lora": 5e-3,
     "ssf": 1e-2,
     "vpt": 1e-2,
-    "adaptformer": 5e-3,
+    "adaptformer": 1e-2,
 }
 
 
