@@ -26,6 +26,19 @@ DAMAGE = {
 }
 
 
+def _stopped_run(output_dir):
+    """A run stopped after 8 steps, with checkpoints at steps 4 and 8 in `output_dir`."""
+    train(
+        make_model(),
+        make_data(),
+        mse_loss,
+        output_dir=output_dir,
+        checkpoint_every=4,
+        callbacks=[StopAt(8)],
+        **KWARGS,
+    )
+
+
 @pytest.fixture(scope="module")
 def uninterrupted():
     model = make_model()
@@ -35,15 +48,7 @@ def uninterrupted():
 
 @pytest.mark.parametrize("damage", list(DAMAGE))
 def test_resume_falls_back_to_the_previous_checkpoint(tmp_path, uninterrupted, damage):
-    train(
-        make_model(),
-        make_data(),
-        mse_loss,
-        output_dir=tmp_path,
-        checkpoint_every=4,
-        callbacks=[StopAt(8)],
-        **KWARGS,
-    )
+    _stopped_run(tmp_path)
     root = tmp_path / "checkpoints"
     DAMAGE[damage](root / "step-000008")
     model = make_model(seed=3)
@@ -55,15 +60,7 @@ def test_resume_falls_back_to_the_previous_checkpoint(tmp_path, uninterrupted, d
 
 
 def test_no_usable_checkpoint_is_a_clear_error(tmp_path):
-    train(
-        make_model(),
-        make_data(),
-        mse_loss,
-        output_dir=tmp_path,
-        checkpoint_every=4,
-        callbacks=[StopAt(8)],
-        **KWARGS,
-    )
+    _stopped_run(tmp_path)
     for step in (4, 8):
         _truncate(tmp_path / "checkpoints" / f"step-{step:06d}" / "trainable.safetensors")
     with pytest.raises(ValueError, match=r"no usable checkpoint in .*checkpoints: .*step-000008 is damaged"):
