@@ -10,6 +10,7 @@ from studio.core import (
     inject,
     load_adapter,
     merge,
+    remove_adapter,
     save_adapter,
     train_mode,
 )
@@ -173,3 +174,13 @@ def test_adaptformer_branch_reads_the_stream_entering_the_mlp_step(family):
         branch = branch.movedim(-1, 1)
     assert branch.abs().max() > 0
     torch.testing.assert_close(outputs["adapted"], outputs["base"] + branch.reshape(outputs["base"].shape))
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_removing_adaptformer_gives_back_the_block_as_it_was(family):
+    model = _perturbed(family, "adaptformer")
+    model(X)  # a forward: any hook it placed on the frozen block must be gone again
+    remove_adapter(model)
+    assert not any(isinstance(m, AdaptFormerBlock) for m in model.modules())
+    assert all(not m._forward_pre_hooks and not m._forward_hooks for m in model.modules())
+    torch.testing.assert_close(model(X), _base(family)(X))

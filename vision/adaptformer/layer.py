@@ -45,14 +45,6 @@ class AdaptFormerBlock(AdapterLayer):
         nn.init.zeros_(self.down.bias)
         nn.init.zeros_(self.up.weight)
         nn.init.zeros_(self.up.bias)
-        self._catching, self._stream = False, None
-        if not channels_first:
-            block.norm2.register_forward_pre_hook(self._catch_stream)
-            block.mlp.register_forward_pre_hook(self._catch_stream)
-
-    def _catch_stream(self, module: nn.Module, args: tuple) -> None:
-        if self._catching and self._stream is None:
-            self._stream = args[0]
 
     def _branch(self, stream: torch.Tensor) -> torch.Tensor:
         return self.scale * self.up(F.dropout(F.relu(self.down(stream)), self.dropout, self.training))
@@ -63,12 +55,19 @@ class AdaptFormerBlock(AdapterLayer):
             return self.base_layer(x, *args, **kwargs)
         if self.channels_first:
             return self.base_layer(x, *args, **kwargs) + self._branch(x.movedim(1, -1)).movedim(-1, 1)
-        self._catching, self._stream = True, None
+        # Hooks only while this forward runs, so the frozen block carries nothing once the adapter is removed.
+        caught: list[torch.Tensor] = []
+
+        def catch(module: nn.Module, inputs: tuple) -> None:
+            if not caught:
+                caught.append(inputs[0])
+
+        block = self.base_layer
+        handles = [block.norm2.register_forward_pre_hook(catch), block.mlp.register_forward_pre_hook(catch)]
         try:
-            out = self.base_layer(x, *args, **kwargs)
-            stream = self._stream
+            out = block(x, *args, **kwargs)
         finally:
-            self._catching, self._stream = False, None
-        return out + self._branch(stream).reshape(
-            out.shape
-        )  # Swin's MLP step sees (B, H·W, C) of (B, H, W, C)
+            for handle in handles:
+                handle.remove()
+        # Swin's MLP step sees (B, H·W, C) of its (B, H, W, C) output.
+        return out + self._branch(caught[0]).reshape(out.shape)
