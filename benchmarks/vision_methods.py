@@ -23,7 +23,7 @@ import torch
 from measure import step_memory  # benchmarks/measure.py, beside this script
 
 import vision
-from studio.core import inject, merge, train_mode
+from studio.core import inject, merge, method_configs, train_mode
 
 METHODS = ["full", "linear_probe", "bitfit", "lora", "peft_lora", "vpt", "vpt_shallow", "adaptformer", "ssf"]
 
@@ -44,7 +44,7 @@ def build(model_name: str, method: str, img_size: int | None = 224, num_classes:
     if method == "vpt_shallow":
         return inject(model, vision.VPTConfig(deep=False))
     if method != "base":
-        inject(model, vision.METHOD_CONFIGS[method]())
+        inject(model, method_configs("vision")[method]())
     return model
 
 

@@ -20,21 +20,7 @@ from .timm_args import TIMM_ARGS, check_timm_args
 from .train import evaluate, finetune
 from .vpt import VPTConfig
 
-METHOD_CONFIGS = {
-    cls.method: cls
-    for cls in (
-        VPTConfig,
-        AdaptFormerConfig,
-        SSFConfig,
-        LoRAConfig,
-        BitFitConfig,
-        LinearProbeConfig,
-        FullFinetuneConfig,
-    )
-}
-
 __all__ = [
-    "METHOD_CONFIGS",
     "AdaptFormerConfig",
     "BitFitConfig",
     "FullFinetuneConfig",

@@ -39,9 +39,15 @@ def _no_change(model: nn.Module, config: AdapterConfig) -> None:
     """These baselines add no modules; `inject` only sets what trains."""
 
 
-register_method(LinearProbeConfig, _no_change, trainable=lambda model, config: [])
 register_method(
-    FullFinetuneConfig, _no_change, trainable=lambda model, config: [n for n, _ in model.named_parameters()]
+    LinearProbeConfig, _no_change, trainable=lambda model, config: [], domain="vision", task="finetune"
+)
+register_method(
+    FullFinetuneConfig,
+    _no_change,
+    trainable=lambda model, config: [n for n, _ in model.named_parameters()],
+    domain="vision",
+    task="finetune",
 )
 register_method(
     BitFitConfig,
@@ -49,4 +55,6 @@ register_method(
     trainable=lambda model, config: [
         n for n, _ in model.named_parameters() if n.rsplit(".", 1)[-1] == "bias"
     ],
+    domain="vision",
+    task="finetune",
 )

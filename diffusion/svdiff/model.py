@@ -84,7 +84,7 @@ def _apply(model: nn.Module, config: SVDiffConfig) -> None:
         replace_module(model, name, layer)
 
 
-register_method(SVDiffConfig, _apply)
+register_method(SVDiffConfig, _apply, domain="diffusion", task="personalize")
 
 
 def svdiff_param_groups(model: nn.Module, lr: float, lr_norm: float) -> list[dict]:

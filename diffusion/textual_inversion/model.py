@@ -25,7 +25,7 @@ def _apply(model: nn.Module, config: TextualInversionConfig) -> None:
     model.set_input_embeddings(layer)
 
 
-register_method(TextualInversionConfig, _apply)
+register_method(TextualInversionConfig, _apply, domain="diffusion", task="personalize")
 
 
 def check_new_token(tokenizer, config: TextualInversionConfig) -> None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
+
+from studio.core import MethodConfig, get_method, method_configs
 
 
 class Parser(argparse.ArgumentParser):
@@ -85,3 +88,36 @@ def finite_float(low: float | None = None, strict: bool = False) -> Callable[[st
         return value
 
     return parse
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None if f.default is dataclasses.MISSING else f.default
+
+
+def add_method_options(parser: argparse.ArgumentParser, domain: str, task: str | None, default: str) -> None:
+    """Add `--method` (the registry's methods of `domain` trained by `task`) and `--set KEY=VALUE` (the
+    chosen method's config fields), and list every method's options with their defaults under the help.
+
+    Args:
+        parser: the subcommand's parser.
+        domain: the domain whose methods are offered, e.g. `"vision"`.
+        task: the job the subcommand runs (see `studio.core.Method.task`); None: all of the domain's methods.
+        default: the method used without `--method`.
+    """
+    configs = method_configs(domain, task)
+    parser.add_argument("--method", default=default, choices=list(configs), help=f"default: {default}")
+    add_key_values(parser, "--set", "an option of the method (listed below), e.g. lr=1e-4")
+    lines = ["methods and their options (--set KEY=VALUE):"]
+    for name, cls in configs.items():
+        options = ", ".join(f"{f.name}={_default(f)!r}" for f in cls.options())
+        lines.append(f"  {name}: {options or '(none)'}")
+    parser.epilog = "\n".join(lines)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+
+
+def method_config(args: argparse.Namespace, domain: str) -> MethodConfig:
+    """The config of `args.method` from its `--set` options (see `add_method_options`); a bad option is a
+    `ValueError` naming it, raised before any work starts."""
+    return get_method(args.method, domain).config_cls.from_dict(dict(args.set))

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 import torch
 
 import vision
 from studio.core import (
-    get_method,
     inject,
     is_asset_name,
     load_adapter,
@@ -19,31 +17,17 @@ from studio.core import (
     save_adapter,
 )
 
-from .options import add_key_values
-
-
-def _methods_epilog() -> str:
-    lines = ["methods and their options (--set KEY=VALUE):"]
-    for name, cls in vision.METHOD_CONFIGS.items():
-        fields = [f for f in dataclasses.fields(cls) if f.name not in ("modules_to_save",)]
-        lines.append(
-            f"  {name}: "
-            + ", ".join(f"{f.name}={f.default!r}" for f in fields if f.default is not dataclasses.MISSING)
-        )
-    return "\n".join(lines)
+from .options import add_key_values, add_method_options, method_config
 
 
 def add_parser(domains: argparse._SubParsersAction) -> None:
     """Register `studio vision` and its subcommands."""
     parser = domains.add_parser("vision", help="ViT fine-tuning: VPT, AdaptFormer, SSF and baselines")
     commands = parser.add_subparsers(dest="vision_command", metavar="COMMAND")
-    formatter = argparse.RawDescriptionHelpFormatter
 
     fit = commands.add_parser(
         "finetune",
         help="train an adapter on an ImageFolder directory",
-        epilog=_methods_epilog(),
-        formatter_class=formatter,
     )
     fit.add_argument("--model", default="vit_small_patch16_224", help="timm architecture")
     fit.add_argument(
@@ -58,8 +42,7 @@ def add_parser(domains: argparse._SubParsersAction) -> None:
         + ", ".join(sorted(vision.TIMM_ARGS))
         + ")",
     )
-    fit.add_argument("--method", default="ssf", choices=sorted(vision.METHOD_CONFIGS))
-    add_key_values(fit, "--set", "method option, e.g. num_tokens=50")
+    add_method_options(fit, "vision", "finetune", default="ssf")
     fit.add_argument(
         "--data", required=True, help="ImageFolder directory (or one with train/ and val/ sub-folders)"
     )
@@ -106,7 +89,7 @@ def _pretrained(value: str | None, model: str) -> bool | str:
 
 def run_finetune(args: argparse.Namespace) -> None:
     """`studio vision finetune`."""
-    config = get_method(args.method).config_cls.from_dict(dict(args.set))  # bad options fail before any work
+    config = method_config(args, "vision")
     timm_args = vision.check_timm_args(dict(args.timm_arg))
     train_dir, val_dir = _split(Path(args.data), args.val)
     on_corrupt = "skip" if args.skip_corrupt else "error"

@@ -6,7 +6,7 @@ methods here.
 
 from .assets import assets_dir, is_asset_name, resolve_asset
 from .clip_spec import join_clip_spec, open_clip_weights, split_clip_spec
-from .config import AdapterConfig, check_range, conform, hfield
+from .config import AdapterConfig, MethodConfig, check_range, conform, hfield
 from .fingerprint import library_version, weights_fingerprint
 from .inject import classifier_name, disable_adapters, inject, resolve_modules_to_save
 from .io import (
@@ -24,7 +24,15 @@ from .io import (
 from .layer import AdapterLayer, adapter_layers, adapter_parameter_names
 from .merge import merge, remove_adapter, unmerge
 from .modes import train_mode
-from .registry import Method, get_method, list_methods, register_method
+from .registry import (
+    Method,
+    get_method,
+    list_methods,
+    method_configs,
+    method_names,
+    method_of,
+    register_method,
+)
 from .report import parameter_report
 from .state import AdapterState, adapter_state_dict, get_adapter_state
 from .targets import find_targets, replace_module
@@ -34,6 +42,7 @@ __all__ = [
     "AdapterLayer",
     "AdapterState",
     "Method",
+    "MethodConfig",
     "adapter_layers",
     "adapter_parameter_names",
     "adapter_state_dict",
@@ -55,6 +64,9 @@ __all__ = [
     "list_methods",
     "load_adapter",
     "merge",
+    "method_configs",
+    "method_names",
+    "method_of",
     "open_clip_weights",
     "parameter_report",
     "read_adapter_config",

@@ -17,7 +17,8 @@ def hfield(default: Any, help: str, **metadata: Any) -> Any:
     Args:
         default: the default value; lists and dicts are copied per instance.
         help: one sentence on what the field does and what the authors used.
-        **metadata: extra metadata, e.g. `choices=(...)`.
+        **metadata: extra metadata, e.g. `choices=(...)`, or `option=False` for a field set from Python only
+            (not offered by the CLI and the studio's forms).
     """
     meta = {"help": help, **metadata}
     if isinstance(default, (list, dict, set)):
@@ -26,24 +27,17 @@ def hfield(default: Any, help: str, **metadata: Any) -> Any:
 
 
 @dataclass
-class AdapterConfig:
-    """Fields every method shares. Subclasses set `method` and add their own validated fields.
+class MethodConfig:
+    """Base of every method's config: validated fields that carry help texts, to and from a dict.
+
+    Subclasses set `method` (the registry name) and add fields made with `hfield`; their values are checked
+    against the annotations when the config is built (see `conform`), then by `validate`.
 
     Class attributes:
         method: the registry name of the method.
-        merge_unsupported: why the method cannot be merged into the base weights ("" when it can).
     """
 
     method: ClassVar[str] = ""
-    merge_unsupported: ClassVar[str] = "this method has no merge"
-
-    modules_to_save: list[str] | None = hfield(
-        None,
-        "Modules trained in full and saved beside the adapter. None: the classifier head, when the model has one.",
-    )
-    frozen_eval: bool = hfield(
-        False, "Run the frozen backbone in eval mode while training (no dropout or drop-path)."
-    )
 
     def __post_init__(self) -> None:
         # One check for every field of every method: the value has the annotated type (ints widen to floats,
@@ -57,17 +51,12 @@ class AdapterConfig:
         """Raise `ValueError` for out-of-range values. Subclasses extend it; types and finiteness are
         already checked when it runs."""
 
-    @property
-    def mergeable(self) -> bool:
-        """Whether the adapter can be folded into the base weights."""
-        return not self.merge_unsupported
-
     def to_dict(self) -> dict[str, Any]:
         """The config as JSON-ready values."""
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> AdapterConfig:
+    def from_dict(cls, values: dict[str, Any]) -> MethodConfig:
         """Build a config from `to_dict` output; unknown keys are an error that lists the known ones."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
@@ -79,6 +68,37 @@ class AdapterConfig:
     def help(cls) -> dict[str, str]:
         """Help text of every field, by field name."""
         return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+
+    @classmethod
+    def options(cls) -> list[dataclasses.Field]:
+        """The fields a user sets from the CLI (`--set KEY=VALUE`) and the studio's forms, in declaration
+        order: all but those made with `hfield(..., option=False)` (set from Python only)."""
+        return [f for f in dataclasses.fields(cls) if f.metadata.get("option", True)]
+
+
+@dataclass
+class AdapterConfig(MethodConfig):
+    """Config of a method that injects adapter layers into a model (`studio.core.inject`).
+
+    Class attributes:
+        merge_unsupported: why the method cannot be merged into the base weights ("" when it can).
+    """
+
+    merge_unsupported: ClassVar[str] = "this method has no merge"
+
+    modules_to_save: list[str] | None = hfield(
+        None,
+        "Modules trained in full and saved beside the adapter. None: the classifier head, when the model has one.",
+        option=False,
+    )
+    frozen_eval: bool = hfield(
+        False, "Run the frozen backbone in eval mode while training (no dropout or drop-path)."
+    )
+
+    @property
+    def mergeable(self) -> bool:
+        """Whether the adapter can be folded into the base weights."""
+        return not self.merge_unsupported
 
 
 @functools.cache

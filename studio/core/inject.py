@@ -9,7 +9,7 @@ from torch import nn
 
 from .config import AdapterConfig
 from .layer import adapter_layers
-from .registry import get_method
+from .registry import method_of
 from .state import STATE_ATTR, AdapterState, get_adapter_state, require_adapter_state
 
 
@@ -54,10 +54,14 @@ def inject(model: nn.Module, config: AdapterConfig) -> nn.Module:
         raise ValueError(
             f"model already carries a {existing.config.method!r} adapter; start from a fresh base model"
         )
-    method = get_method(config.method)
-    if not isinstance(config, method.config_cls):
+    try:
+        method = method_of(config)
+    except KeyError as err:
+        raise TypeError(f"inject takes the config of a registered method: {err.args[0]}") from None
+    if method.apply is None:
         raise TypeError(
-            f"method {config.method!r} expects {method.config_cls.__name__}, got {type(config).__name__}"
+            f"{method.qualified_name} injects no adapter layers; train it with its own trainer "
+            f"({type(config).__name__} is not an adapter config)"
         )
     modules_to_save = resolve_modules_to_save(model, config)
     method.apply(model, config)

@@ -19,7 +19,7 @@ from torch import nn
 
 from .fingerprint import library_version
 from .inject import inject
-from .registry import get_method
+from .registry import Method, get_method, list_methods, method_of
 from .state import adapter_state_dict, get_adapter_state, require_adapter_state
 from .undo import restored_on_error
 
@@ -154,7 +154,7 @@ def save_adapter(
     save_tensors(path / WEIGHTS_NAME, adapter_state_dict(model), metadata={"format": "pt"})
     write_adapter_config(
         path,
-        state.config.method,
+        method_of(state.config).qualified_name,
         state.config.to_dict(),
         base_model or base_model_id(model),
         state.modules_to_save,
@@ -175,7 +175,8 @@ def write_adapter_config(
 
     Args:
         path: the adapter folder.
-        method: the registered method name.
+        method: the method's qualified name `domain/name` (`Method.qualified_name`); written as `domain`
+            and `method`.
         config: the method config as a dict (`config.to_dict()`).
         base_model: id of the base model the adapter was trained on.
         modules_to_save: base modules saved in full beside the adapter (e.g. the head).
@@ -189,7 +190,7 @@ def write_adapter_config(
         file,
         {
             "format_version": FORMAT_VERSION,
-            "method": method,
+            **_split_name(method),
             "config": config,
             "base_model": base_model,
             "modules_to_save": list(modules_to_save or []) or None,
@@ -198,6 +199,23 @@ def write_adapter_config(
         },
     )
     return file
+
+
+def _split_name(qualified: str) -> dict[str, str]:
+    domain, _, name = qualified.rpartition("/")
+    return {"domain": domain, "method": name} if domain else {"method": name}
+
+
+def adapter_method(data: dict[str, Any]) -> Method:
+    """The registered method an `adapter_config.json` (as `read_adapter_config` returns it) was saved by.
+
+    Files written before the domain was recorded name only the method; among adapter methods that name is
+    unique.
+    """
+    if data.get("domain"):
+        return get_method(data["method"], data["domain"])
+    adapters = [m for m in list_methods() if m.name == data["method"] and m.apply is not None]
+    return adapters[0] if len(adapters) == 1 else get_method(data["method"])
 
 
 def read_adapter_config(path: str | os.PathLike) -> dict[str, Any]:
@@ -237,7 +255,7 @@ def load_adapter(model: nn.Module, path: str | os.PathLike, check_base_model: bo
             finite (the first offending tensor is named).
     """
     data = read_adapter_config(path)
-    method = get_method(data["method"])
+    method = adapter_method(data)
     try:
         config = method.config_cls.from_dict(data["config"])
     except ValueError as err:

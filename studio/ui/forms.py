@@ -10,14 +10,6 @@ from typing import Any
 
 import gradio as gr
 
-# Fields every adapter config has that the UI leaves at their defaults (the head is always trained).
-HIDDEN_FIELDS = ("modules_to_save",)
-
-
-def config_fields(config_cls: type) -> list[dataclasses.Field]:
-    """The fields of `config_cls` the UI shows, in declaration order."""
-    return [f for f in dataclasses.fields(config_cls) if f.name not in HIDDEN_FIELDS]
-
 
 def _default(f: dataclasses.Field) -> Any:
     if f.default is not dataclasses.MISSING:
@@ -128,7 +120,7 @@ class MethodForm:
         self.controls: list[tuple[str, dataclasses.Field, gr.components.Component]] = []
         for name, cls in self.configs.items():
             with gr.Accordion(f"{name} options", open=False, visible=name == selected) as group:
-                for f in config_fields(cls):
+                for f in cls.options():
                     self.controls.append((name, f, field_control(f)))
             self.groups[name] = group
 

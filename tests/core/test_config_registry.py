@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 
 import vision
-from studio.core import get_method, inject, list_methods
+from studio.core import get_method, inject, list_methods, method_configs
 
 
 def test_unknown_method_lists_known_ones():
@@ -13,10 +13,10 @@ def test_unknown_method_lists_known_ones():
         get_method("prefix_tuning")
     for name in ("vpt", "adaptformer", "ssf", "lora", "bitfit", "linear_probe", "full"):
         assert name in str(err.value)
-    assert set(vision.METHOD_CONFIGS) <= set(list_methods())
+    assert set(method_configs("vision")) <= {m.name for m in list_methods("vision", "finetune")}
 
 
-@pytest.mark.parametrize("config_cls", list(vision.METHOD_CONFIGS.values()))
+@pytest.mark.parametrize("config_cls", list(method_configs("vision").values()))
 def test_every_field_has_help(config_cls):
     fields = dataclasses.fields(config_cls)
     assert fields, config_cls

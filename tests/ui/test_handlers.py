@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import vision
+from studio.core import method_configs
 from studio.ui.errors import guarded
 from studio.ui.tabs import control, fewshot, personalize, vit
 from studio.ui.tasks.diffusion import PipelineCache, export_artifact, sample
@@ -134,10 +134,10 @@ def test_method_forms_round_trip_every_default_with_help_texts():
     from studio.ui.forms import MethodForm
 
     with gr.Blocks():
-        form = MethodForm(vision.METHOD_CONFIGS, "ssf")
+        form = MethodForm(method_configs("vision"), "ssf")
     values = [c.value for c in form.inputs]
     assert all(c.info for c in form.inputs)  # every option has its config's help text
-    for method, cls in vision.METHOD_CONFIGS.items():
+    for method, cls in method_configs("vision").items():
         assert cls(**form.options(method, values)) == cls()
     for bad, message in ((2.5, "whole number"), (float("inf"), "num_tokens must be a finite number")):
         with pytest.raises(ValueError, match=message):

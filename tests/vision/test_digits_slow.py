@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import vision
-from studio.core import inject
+from studio.core import inject, method_configs
 from studio.world import digits_task
 
 pytestmark = pytest.mark.slow
@@ -35,7 +35,7 @@ def train_and_evaluate(name: str, digits, train_size: int = 600, epochs: int = 3
     """Adapt the bundled ViT with method `name` (fresh 10-class head, seed 0) and return its test accuracy."""
     torch.manual_seed(0)
     model = vision.create_model("studio/shapes-vit", pretrained=True, num_classes=10)
-    inject(model, vision.METHOD_CONFIGS[name]())
+    inject(model, method_configs("vision")[name]())
     vision.finetune(
         model,
         digits.train[:train_size],
@@ -59,7 +59,7 @@ def test_the_linear_probe_is_far_above_chance(probe_accuracy):
     assert probe_accuracy > 0.3, f"the linear probe reached only {probe_accuracy:.3f} (chance is 0.1)"
 
 
-@pytest.mark.parametrize("name", sorted(set(vision.METHOD_CONFIGS) - {"linear_probe"}))
+@pytest.mark.parametrize("name", sorted(set(method_configs("vision")) - {"linear_probe"}))
 def test_method_beats_the_linear_probe_on_digits(name, digits, probe_accuracy):
     """An adapter that does nothing leaves only the head to learn, i.e. the linear probe: each method must add."""
     accuracy = train_and_evaluate(name, digits)

@@ -10,6 +10,7 @@ from studio.core import (
     inject,
     load_adapter,
     merge,
+    method_configs,
     remove_adapter,
     save_adapter,
     train_mode,
@@ -67,7 +68,7 @@ def _base(family, seed=0):
 
 
 def _config(method):
-    return CONFIGS[method]() if method in CONFIGS else vision.METHOD_CONFIGS[method]()
+    return CONFIGS[method]() if method in CONFIGS else method_configs("vision")[method]()
 
 
 def _perturbed(family, method):

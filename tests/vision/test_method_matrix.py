@@ -11,13 +11,14 @@ from studio.core import (
     inject,
     load_adapter,
     merge,
+    method_configs,
     save_adapter,
     train_mode,
     unmerge,
 )
 from tests.conftest import TINY_VIT
 
-METHODS = {name: cls() for name, cls in vision.METHOD_CONFIGS.items()}
+METHODS = {name: cls() for name, cls in method_configs("vision").items()}
 METHODS["vpt_shallow"] = vision.VPTConfig(deep=False, num_tokens=3)
 IDENTITY_AT_INIT = {"adaptformer", "ssf", "lora", "bitfit", "linear_probe", "full"}
 WITH_ADAPTER_LAYERS = {"vpt", "vpt_shallow", "adaptformer", "ssf", "lora"}

@@ -21,4 +21,4 @@ def apply_adaptformer(model: nn.Module, config: AdaptFormerConfig) -> None:
         replace_module(model, name, wrapped)
 
 
-register_method(AdaptFormerConfig, apply_adaptformer)
+register_method(AdaptFormerConfig, apply_adaptformer, domain="vision", task="finetune")

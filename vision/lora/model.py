@@ -42,4 +42,4 @@ def apply_lora(model: nn.Module, config: LoRAConfig) -> None:
         replace_module(model, name, wrapped)
 
 
-register_method(LoRAConfig, apply_lora)
+register_method(LoRAConfig, apply_lora, domain="vision", task="finetune")

@@ -49,4 +49,4 @@ def apply_ssf(model: nn.Module, config: SSFConfig) -> None:
             replace_module(model, name, ScaleShift(module, config.init_std))
 
 
-register_method(SSFConfig, apply_ssf)
+register_method(SSFConfig, apply_ssf, domain="vision", task="finetune")

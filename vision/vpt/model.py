@@ -71,4 +71,4 @@ def apply_vpt(model: nn.Module, config: VPTConfig) -> None:
         replace_module(model, name, wrapped)
 
 
-register_method(VPTConfig, apply_vpt)
+register_method(VPTConfig, apply_vpt, domain="vision", task="finetune")

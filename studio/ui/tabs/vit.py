@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-import vision
+from studio.core import method_configs
 
 from ..confusion import result_markdown
 from ..errors import guarded
@@ -26,7 +26,7 @@ def start(studio, source, task, files, model, weights, method, epochs, lr, batch
         files: uploaded zip(s) of an ImageFolder (`class/image`, optionally under `train/`, `val/`, `test/`).
         model: timm architecture or bundled model name.
         weights: empty (pretrained), `none` (random init) or a local checkpoint path.
-        method: a `vision.METHOD_CONFIGS` name.
+        method: a `method_configs("vision")` name.
         epochs: passes over the training split.
         lr: peak learning rate.
         batch_size: images per step.
@@ -36,7 +36,7 @@ def start(studio, source, task, files, model, weights, method, epochs, lr, batch
     Raises:
         ValueError: bad settings (an invalid option, no upload, a bad zip).
     """
-    vision.METHOD_CONFIGS[method](**options)  # a bad option fails here, before anything is queued
+    method_configs("vision")[method](**options)  # a bad option fails here, before anything is queued
     if not (model or "").strip():
         raise ValueError("name a backbone, e.g. studio/shapes-vit or vit_small_patch16_224")
     if source == "upload":
@@ -87,12 +87,12 @@ def build(studio, timer: gr.Timer) -> None:
             info="Empty: the model's pretrained weights (bundled, or timm's from the hub); 'none': random init; or a local .safetensors file.",
         )
         method = gr.Dropdown(
-            list(vision.METHOD_CONFIGS),
+            list(method_configs("vision")),
             value="ssf",
             label="method",
             info="VPT, AdaptFormer and SSF train a few hundred kB; the others are baselines.",
         )
-    form = MethodForm(vision.METHOD_CONFIGS, "ssf")
+    form = MethodForm(method_configs("vision"), "ssf")
     with gr.Row():
         epochs = gr.Number(
             5,

@@ -13,6 +13,7 @@ from studio.core import (
     atomic_path,
     inject,
     is_asset_name,
+    method_configs,
     parameter_report,
     save_adapter,
     write_json,
@@ -107,7 +108,7 @@ def run(studio, ctx) -> Path | None:
     model = vision.create_model(
         p["model"], num_classes=len(classes), pretrained=pretrained_arg(p["model"], p.get("weights", ""))
     )
-    inject(model, vision.METHOD_CONFIGS[p["method"]](**p["options"]))
+    inject(model, method_configs("vision")[p["method"]](**p["options"]))
     report = parameter_report(model)
     ctx.report(f"{report['trainable']:,} trainable parameters ({report['percent']:.2f}%); training")
     result = vision.finetune(
