@@ -9,7 +9,7 @@ Example:
     >>> images = diffusion.generate(pipe, "a <my-shape>", adapters=[art, ctl], control_image="photo.png")
 """
 
-from .artifacts import ArtifactInfo, read_artifact
+from .artifacts import ArtifactInfo, ArtifactSpec, artifact_kinds, artifact_spec, read_artifact
 from .control import ControlNetConfig, IPAdapterConfig, T2IAdapterConfig, train_control
 from .generate import SCHEDULERS, generate
 from .images import load_images
@@ -22,11 +22,14 @@ from .textual_inversion import TextualInversionConfig
 __all__ = [
     "SCHEDULERS",
     "ArtifactInfo",
+    "ArtifactSpec",
     "ControlNetConfig",
     "IPAdapterConfig",
     "SVDiffConfig",
     "T2IAdapterConfig",
     "TextualInversionConfig",
+    "artifact_kinds",
+    "artifact_spec",
     "export_merged_unet",
     "generate",
     "load_images",

@@ -1,6 +1,9 @@
 """What every diffusion artifact records (base model, method, hyperparameters, library version), reading it
 back, telling an artifact's kind from its files, and refusing an artifact made for another base or method.
 
+What the module knows about each method's artifacts comes from the registry: every diffusion method registers
+an `ArtifactSpec` as its `spec` (`studio.core.register_method(..., domain="diffusion", spec=...)`).
+
 A folder artifact carries `studio_artifact.json` beside its ecosystem-format files (which stock loaders read
 and ignore the extra file); a single-file artifact (e.g. an IP-Adapter `.safetensors`) carries the same JSON in
 its safetensors metadata under `"studio_artifact"`. Artifacts from elsewhere (a Civitai embedding, a hub
@@ -11,25 +14,69 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from safetensors import safe_open
 
-from studio.core import is_asset_name, library_version, resolve_asset, write_json
+from studio.core import (
+    get_method,
+    is_asset_name,
+    library_version,
+    list_methods,
+    method_names,
+    resolve_asset,
+    write_json,
+)
 
 METADATA_FILE = "studio_artifact.json"
 METADATA_KEY = "studio_artifact"
-PERSONALIZATION_KINDS = ("textual_inversion", "svdiff")
-CONTROL_KINDS = ("controlnet", "t2i_adapter", "ip_adapter")
-KINDS = PERSONALIZATION_KINDS + CONTROL_KINDS
-TI_FILES = ("learned_embeds.safetensors", "learned_embeds.bin")
-_CONFIG_CLASSES = {
-    "ControlNetModel": "controlnet",
-    "T2IAdapter": "t2i_adapter",
-    "MultiAdapter": "t2i_adapter",
-}
+DOMAIN = "diffusion"
+
+
+@dataclass(frozen=True)
+class ArtifactSpec:
+    """What `diffusion` knows about one method's artifacts: the `spec` each diffusion method registers.
+
+    Args:
+        recognize: `path -> bool`: whether a file or folder without a studio record (a Civitai embedding, a
+            hub ControlNet) is this method's artifact. Called only on existing paths.
+        loads_with: how stock diffusers loads the artifact (shown beside a download).
+        applied: for personalization methods, `(pipe, infos) -> context manager` that applies this method's
+            artifacts for sampling and restores the pipeline after; None for control methods, which
+            `diffusion.control.prepare` applies.
+        export: `(pipe, artifact, output_dir) -> Path` writing a stock-format export when the artifact
+            itself is not one (SVDiff's merged UNet); None when the artifact folder is already stock.
+    """
+
+    recognize: Callable[[Path], bool]
+    loads_with: str
+    applied: Callable[[Any, list[ArtifactInfo]], AbstractContextManager] | None = None
+    export: Callable[[Any, Path, Path], Path] | None = None
+
+
+def artifact_kinds() -> list[str]:
+    """The names of every registered diffusion method (the kinds an artifact can be)."""
+    return method_names(DOMAIN)
+
+
+def artifact_spec(kind: str) -> ArtifactSpec:
+    """The registered `ArtifactSpec` of the diffusion method `kind`."""
+    return get_method(kind, DOMAIN).spec
+
+
+def safetensors_keys(file: Path) -> list[str]:
+    """The tensor names in a safetensors file (for `ArtifactSpec.recognize`)."""
+    return _safetensors_record(file)[0]
+
+
+def config_class_name(folder: Path) -> str | None:
+    """The `_class_name` in a diffusers `save_pretrained` folder's `config.json` (None without one)."""
+    config = folder / "config.json"
+    return json.loads(config.read_text()).get("_class_name") if config.is_file() else None
 
 
 @dataclass
@@ -37,7 +84,7 @@ class ArtifactInfo:
     """An artifact on disk and what it records.
 
     Args:
-        kind: the method, one of `KINDS`.
+        kind: the method, one of `artifact_kinds()`.
         path: the artifact folder or file.
         base_model: id of the base pipeline it was trained on (None for foreign artifacts).
         hyperparameters: the method's settings as trained.
@@ -54,8 +101,9 @@ class ArtifactInfo:
 
     @property
     def is_control(self) -> bool:
-        """Whether this is a control artifact (ControlNet, T2I-Adapter, IP-Adapter)."""
-        return self.kind in CONTROL_KINDS
+        """Whether this is a control artifact (a method trained by `train_control`, applied by
+        `diffusion.control.prepare`)."""
+        return get_method(self.kind, DOMAIN).task == "control"
 
 
 def base_model_of(pipe) -> str | None:
@@ -70,7 +118,7 @@ def artifact_metadata(
     """The JSON-ready record of an artifact.
 
     Args:
-        kind: the method, one of `KINDS`.
+        kind: the method, one of `artifact_kinds()`.
         base_model: the base pipeline's id (`base_model_of(pipe)`).
         hyperparameters: the method's settings (JSON-ready values).
         **extra: more JSON-ready fields (token, steps, ...).
@@ -78,8 +126,8 @@ def artifact_metadata(
     Returns:
         A dict with `kind`, `base_model`, `hyperparameters`, `library` and `extra`.
     """
-    if kind not in KINDS:
-        raise ValueError(f"unknown artifact kind {kind!r}; known: {', '.join(KINDS)}")
+    if kind not in artifact_kinds():
+        raise ValueError(f"unknown artifact kind {kind!r}; known: {', '.join(artifact_kinds())}")
     return {
         "kind": kind,
         "base_model": base_model,
@@ -127,36 +175,22 @@ def _safetensors_record(file: Path) -> tuple[list[str], dict[str, Any] | None]:
     return keys, record
 
 
-def _kind_of_file(file: Path) -> tuple[str, dict[str, Any] | None]:
-    if file.suffix in (".pt", ".bin"):
-        return "textual_inversion", None  # A1111 / diffusers embeddings; loaded with weights_only=True
-    if file.suffix != ".safetensors":
-        raise ValueError(f"{file}: unknown artifact file type (expected .safetensors, .pt or .bin)")
-    keys, record = _safetensors_record(file)
-    if record and record.get("kind") in KINDS:
-        return record["kind"], record
-    if any(k.startswith(("image_proj.", "ip_adapter.")) for k in keys):
-        return "ip_adapter", record
-    if len(keys) == 1 or {"clip_l", "clip_g"} <= set(keys) or "emb_params" in keys:
-        return "textual_inversion", record
-    raise ValueError(f"{file}: cannot tell what artifact this is (tensor keys {keys[:5]}...)")
-
-
-def _kind_of_folder(folder: Path) -> str:
-    if any((folder / name).is_file() for name in TI_FILES):
-        return "textual_inversion"
-    for adapter_config in (folder / "adapter_config.json", folder / "unet" / "adapter_config.json"):
-        if adapter_config.is_file() and json.loads(adapter_config.read_text()).get("method") == "svdiff":
-            return "svdiff"
-    config = folder / "config.json"
-    if config.is_file():
-        kind = _CONFIG_CLASSES.get(json.loads(config.read_text()).get("_class_name", ""))
-        if kind:
-            return kind
+def _recognized(path: Path) -> str:
+    if path.is_file() and path.suffix not in (".safetensors", ".pt", ".bin"):
+        raise ValueError(f"{path}: unknown artifact file type (expected .safetensors, .pt or .bin)")
+    for method in list_methods(DOMAIN):
+        if method.spec.recognize(path):
+            return method.name
     raise ValueError(
-        f"{folder} is not a known artifact: expected {METADATA_FILE}, {TI_FILES[0]}, an SVDiff adapter folder, "
-        "or a ControlNet / T2I-Adapter save_pretrained folder"
+        f"{path} is not a known artifact: expected {METADATA_FILE} or the files of one of "
+        f"{', '.join(artifact_kinds())} (in diffusers' formats)"
     )
+
+
+def _checked_kind(record: dict[str, Any], source: Path) -> str:
+    if record.get("kind") not in artifact_kinds():
+        raise ValueError(f"{source} names unknown kind {record.get('kind')!r}; known: {artifact_kinds()}")
+    return record["kind"]
 
 
 def read_artifact(path: str | os.PathLike) -> ArtifactInfo:
@@ -175,19 +209,18 @@ def read_artifact(path: str | os.PathLike) -> ArtifactInfo:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"artifact {path} does not exist")
-    if path.is_file():
-        kind, record = _kind_of_file(path)
-        return _info(kind, path, record)
+    if path.is_file() and path.suffix == ".safetensors":
+        _, record = _safetensors_record(path)
+        if record is not None:
+            return _info(_checked_kind(record, path), path, record)
     record_file = path / METADATA_FILE
     if record_file.is_file():
         try:
             record = json.loads(record_file.read_text())
         except json.JSONDecodeError as err:
             raise ValueError(f"{record_file} is not valid JSON: {err}") from None
-        if record.get("kind") not in KINDS:
-            raise ValueError(f"{record_file} names unknown kind {record.get('kind')!r}; known: {KINDS}")
-        return _info(record["kind"], path, record)
-    return _info(_kind_of_folder(path), path, None)
+        return _info(_checked_kind(record, record_file), path, record)
+    return _info(_recognized(path), path, None)
 
 
 def _canonical(model_id: str) -> str:

@@ -19,10 +19,10 @@ from diffusers import (
 )
 from PIL import Image
 
+from studio.core import list_methods
+
 from .artifacts import ArtifactInfo, base_model_of, check_artifact, read_artifact
 from .control.sampling import prepare as prepare_control
-from .svdiff.pipeline import svdiff_applied
-from .textual_inversion import read_embeddings
 
 SCHEDULERS = {
     "ddim": DDIMScheduler,
@@ -57,50 +57,17 @@ def scheduler_swapped(pipe, scheduler) -> Iterator[None]:
         pipe.scheduler = original
 
 
-@contextlib.contextmanager
-def textual_inversions_loaded(pipe, infos: Sequence[ArtifactInfo]) -> Iterator[list[str]]:
-    """Load Textual Inversion embeddings with diffusers' own loader, then unload exactly those tokens.
-
-    The files are read here (safetensors, or `torch.load(weights_only=True)` for `.pt`/`.bin`), and the
-    tensors handed to `pipe.load_textual_inversion`, so sampling is what a stock pipeline would do.
-
-    Yields:
-        The tokens loaded.
-    """
-    loaded: list[str] = []
-    tokens: list[str] = []
-    try:
-        for info in infos:
-            token, embeddings = read_embeddings(info.path)
-            token = info.extra.get("token") or token
-            if not token:
-                raise ValueError(f"{info.path} stores no token name; rename the file's key or re-export it")
-            pipe.load_textual_inversion(embeddings, token=token)
-            tokens.append(token)
-            loaded += [token] + [f"{token}_{i}" for i in range(1, embeddings.shape[0])]
-        yield tokens
-    finally:
-        if loaded:
-            pipe.unload_textual_inversion(tokens=loaded)
-
-
-def split_adapters(
-    pipe, adapters: Sequence[Artifact], check_base_model: bool = True
-) -> tuple[list[ArtifactInfo], ArtifactInfo | None, list[ArtifactInfo]]:
-    """Read and check artifacts and sort them into Textual Inversions, one SVDiff, and control artifacts.
+def read_adapters(pipe, adapters: Sequence[Artifact], check_base_model: bool = True) -> list[ArtifactInfo]:
+    """Read artifacts and refuse any made for another base model than `pipe`'s.
 
     Raises:
-        ValueError: an unknown artifact, one for another base model, or more than one SVDiff.
+        ValueError: an unknown artifact, or one for another base model.
     """
     base = base_model_of(pipe) if check_base_model else None
     infos = [a if isinstance(a, ArtifactInfo) else read_artifact(a) for a in adapters]
     for info in infos:
         check_artifact(info, base_model=base)
-    svdiffs = [i for i in infos if i.kind == "svdiff"]
-    if len(svdiffs) > 1:
-        raise ValueError(f"at most one SVDiff artifact at a time, got {[str(i.path) for i in svdiffs]}")
-    tis = [i for i in infos if i.kind == "textual_inversion"]
-    return tis, (svdiffs[0] if svdiffs else None), [i for i in infos if i.is_control]
+    return infos
 
 
 def generate(
@@ -125,8 +92,10 @@ def generate(
     Args:
         pipe: the base pipeline (`diffusion.load_pipeline`).
         prompt: the prompt (or one per image batch entry), e.g. `"a photo of <my-cat> on a beach"`.
-        adapters: artifact folders/files: Textual Inversions (several tokens allowed, A1111 `.pt` too), at
-            most one SVDiff, and control artifacts (ControlNet, T2I-Adapter, IP-Adapter).
+        adapters: artifact folders/files of any registered diffusion method: Textual Inversions (several
+            tokens allowed, A1111 `.pt` too), at most one SVDiff, and control artifacts (ControlNet,
+            T2I-Adapter, IP-Adapter). Each personalization method applies its own (`ArtifactSpec.applied`);
+            the control artifacts go to `diffusion.control.prepare`.
         negative_prompt: what to steer away from.
         num_inference_steps: sampling steps.
         guidance_scale: classifier-free guidance scale.
@@ -152,12 +121,14 @@ def generate(
         raise ValueError(
             f"num_inference_steps and num_images must be >= 1, got {num_inference_steps}, {num_images}"
         )
-    tis, svdiff, controls = split_adapters(pipe, adapters, check_base_model)
+    infos = read_adapters(pipe, adapters, check_base_model)
+    controls = [info for info in infos if info.is_control]
     with contextlib.ExitStack() as stack:
         stack.enter_context(scheduler_swapped(pipe, scheduler))
-        stack.enter_context(textual_inversions_loaded(pipe, tis))
-        if svdiff is not None:
-            stack.enter_context(svdiff_applied(pipe, svdiff.path))
+        for method in list_methods("diffusion", "personalize"):  # each applies its own artifacts
+            own = [info for info in infos if info.kind == method.name]
+            if own:
+                stack.enter_context(method.spec.applied(pipe, own))
         call, extra = pipe, dict(kwargs)
         if controls or control_image is not None or ip_image is not None:
             # The seam to the control methods: they pick the pipeline (e.g. a ControlNet pipeline sharing

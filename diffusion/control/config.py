@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from studio.core import AdapterConfig, check_range, hfield
+from studio.core import MethodConfig, check_range, hfield
 
 
 @dataclass
-class ControlConfig(AdapterConfig):
+class ControlConfig(MethodConfig):
     """Base of `ControlNetConfig`, `T2IAdapterConfig` and `IPAdapterConfig`.
 
     Args:
@@ -20,13 +20,6 @@ class ControlConfig(AdapterConfig):
     lr: float = hfield(1e-5, "Learning rate (AdamW).")
     weight_decay: float = hfield(0.0, "AdamW weight decay.")
     scale: float = hfield(1.0, "Strength of the control at sampling (0 switches it off).")
-
-    @classmethod
-    def option_help(cls) -> dict[str, str]:
-        """Help text of the method's own options (without `AdapterConfig`'s fields, which control methods
-        do not use: they train a separate module, never injected layers or a head)."""
-        shared = AdapterConfig.help()
-        return {name: text for name, text in cls.help().items() if name not in shared}
 
     def validate(self) -> None:
         """Raise `ValueError` for a non-positive learning rate or a negative decay or scale."""

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import torch
 from diffusers import ControlNetModel, UNet2DConditionModel
 
-from studio.core import hfield
+from studio.core import hfield, register_method
 
+from ..artifacts import ArtifactSpec, config_class_name
 from .config import ControlConfig
 
 # diffusers' default conditioning embedding, made for a VAE that downsamples by 8 (three stride-2 convs).
@@ -143,3 +144,14 @@ def save_controlnet(controlnet: ControlNetModel, folder: str | os.PathLike) -> N
         folder: the artifact folder; `ControlNetModel.from_pretrained(folder)` loads it.
     """
     controlnet.save_pretrained(folder, safe_serialization=True)
+
+
+register_method(
+    ControlNetConfig,
+    domain="diffusion",
+    task="control",
+    spec=ArtifactSpec(
+        recognize=lambda path: path.is_dir() and config_class_name(path) == "ControlNetModel",
+        loads_with="ControlNetModel.from_pretrained(folder)",
+    ),
+)

@@ -11,14 +11,16 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from diffusers import StableDiffusionPipeline, UNet2DConditionModel
 from diffusers.models.embeddings import ImageProjection, MultiIPAdapterImageProjection
 from safetensors.torch import load_file
 
-from studio.core import check_range, hfield, save_tensors
+from studio.core import check_range, hfield, register_method, save_tensors
 
+from ..artifacts import ArtifactSpec, safetensors_keys
 from .config import ControlConfig
 
 WEIGHTS_NAME = "ip_adapter.safetensors"
@@ -233,3 +235,21 @@ def drop_conditions(
     text = torch.where((no_text | both)[:, None, None], empty_text.to(text), text)
     image_embeds = torch.where((no_image | both)[:, None], torch.zeros_like(image_embeds), image_embeds)
     return text, image_embeds
+
+
+def is_ip_adapter_file(path: Path) -> bool:
+    """Whether `path` is an IP-Adapter weights file (`image_proj.*` and `ip_adapter.*` tensors)."""
+    return path.suffix == ".safetensors" and any(
+        k.startswith(("image_proj.", "ip_adapter.")) for k in safetensors_keys(path)
+    )
+
+
+register_method(
+    IPAdapterConfig,
+    domain="diffusion",
+    task="control",
+    spec=ArtifactSpec(
+        recognize=is_ip_adapter_file,
+        loads_with="pipe.load_ip_adapter(folder, subfolder='', weight_name=file)",
+    ),
+)

@@ -285,13 +285,12 @@ def prepare(
     check = kw.pop("check_base_model", True)
     base = getattr(pipe, "base_model_id", None) if check else None
     infos = [
-        a
-        if isinstance(a, ArtifactInfo)
-        else check_artifact(
-            read_artifact(a), kinds=("controlnet", "t2i_adapter", "ip_adapter"), base_model=base
-        )
+        a if isinstance(a, ArtifactInfo) else check_artifact(read_artifact(a), base_model=base)
         for a in control_adapters
     ]
+    for info in infos:
+        if not info.is_control:
+            raise ValueError(f"{info.path} is a {info.kind} artifact; expected a control artifact")
     controls = [load_control(info, pipe.unet.device, pipe.unet.dtype) for info in infos]
     ips = [c for c in controls if c.kind == "ip_adapter"]
     encoders: dict[str, ImageEncoder] = {}

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import torch
 from diffusers import T2IAdapter, UNet2DConditionModel
 
-from studio.core import hfield
+from studio.core import hfield, register_method
 
+from ..artifacts import ArtifactSpec, config_class_name
 from .config import ControlConfig
 
 ADAPTER_TYPES = ("auto", "full_adapter", "light_adapter", "full_adapter_xl")
@@ -160,3 +161,14 @@ def save_t2i_adapter(adapter: T2IAdapter, folder: str | os.PathLike) -> None:
         folder: the artifact folder; `T2IAdapter.from_pretrained(folder)` loads it.
     """
     adapter.save_pretrained(folder, safe_serialization=True)
+
+
+register_method(
+    T2IAdapterConfig,
+    domain="diffusion",
+    task="control",
+    spec=ArtifactSpec(
+        recognize=lambda path: path.is_dir() and config_class_name(path) in ("T2IAdapter", "MultiAdapter"),
+        loads_with="T2IAdapter.from_pretrained(folder)",
+    ),
+)

@@ -1,15 +1,36 @@
 """SVDiff: spectral shifts of the UNet's (and optionally the text encoder's) weights."""
 
+from studio.core import register_method
+
+from ..artifacts import ArtifactSpec
 from .config import SVDiffConfig
 from .layer import NormShift, SpectralShift
-from .model import count_singular_values, svd_cache_dir, svd_factors, svdiff_param_groups
+from .model import apply_svdiff, count_singular_values, svd_cache_dir, svd_factors, svdiff_param_groups
+from .pipeline import export_merged_unet, is_svdiff_folder, svdiff_artifacts_applied
+
+register_method(
+    SVDiffConfig,
+    apply_svdiff,
+    domain="diffusion",
+    task="personalize",
+    spec=ArtifactSpec(
+        recognize=is_svdiff_folder,
+        loads_with="the merged UNet: UNet2DConditionModel.from_pretrained(folder)",
+        applied=svdiff_artifacts_applied,
+        export=export_merged_unet,
+    ),
+)
 
 __all__ = [
     "NormShift",
     "SVDiffConfig",
     "SpectralShift",
+    "apply_svdiff",
     "count_singular_values",
+    "export_merged_unet",
+    "is_svdiff_folder",
     "svd_cache_dir",
     "svd_factors",
+    "svdiff_artifacts_applied",
     "svdiff_param_groups",
 ]

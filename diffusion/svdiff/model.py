@@ -12,7 +12,6 @@ from torch import nn
 from studio.core import (
     adapter_layers,
     find_targets,
-    register_method,
     replace_module,
     save_tensors,
     weights_fingerprint,
@@ -72,7 +71,8 @@ def _targets(model: nn.Module, config: SVDiffConfig) -> list[tuple[str, nn.Modul
     return find_targets(model, config.targets, config.exclude, predicate=eligible)
 
 
-def _apply(model: nn.Module, config: SVDiffConfig) -> None:
+def apply_svdiff(model: nn.Module, config: SVDiffConfig) -> None:
+    """Wrap every targeted weight of `model` in a spectral shift and every norm in a norm shift (for `inject`)."""
     targets = _targets(model, config)
     matrices = {name: m.weight for name, m in targets if isinstance(m, MATRIX_TYPES)}
     factors = svd_factors(matrices)
@@ -82,9 +82,6 @@ def _apply(model: nn.Module, config: SVDiffConfig) -> None:
         else:
             layer = NormShift(module, scale=config.scale)
         replace_module(model, name, layer)
-
-
-register_method(SVDiffConfig, _apply, domain="diffusion", task="personalize")
 
 
 def svdiff_param_groups(model: nn.Module, lr: float, lr_norm: float) -> list[dict]:

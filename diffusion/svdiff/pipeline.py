@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from studio.core import load_adapter, merge, save_adapter
 
+from ..artifacts import ArtifactInfo
 from ..unload import remove_adapter, requires_grad_flags
 
 COMPONENTS = ("unet", "text_encoder")
@@ -57,6 +59,27 @@ def svdiff_applied(pipe, folder: str | os.PathLike) -> Iterator[None]:
     finally:
         for model, flags in applied:
             remove_adapter(model, flags)
+
+
+def svdiff_artifacts_applied(pipe, infos: Sequence[ArtifactInfo]) -> contextlib.AbstractContextManager:
+    """`svdiff_applied` for the SVDiff artifacts of one `generate` call: at most one, since shifts of the same
+    weights do not add up.
+
+    Raises:
+        ValueError: more than one SVDiff artifact.
+    """
+    if len(infos) > 1:
+        raise ValueError(f"at most one SVDiff artifact at a time, got {[str(i.path) for i in infos]}")
+    return svdiff_applied(pipe, infos[0].path)
+
+
+def is_svdiff_folder(path: Path) -> bool:
+    """Whether `path` is an SVDiff artifact folder: `adapter_config.json` of method `svdiff`, at its top or
+    in `unet/`."""
+    for config in (path / "adapter_config.json", path / "unet" / "adapter_config.json"):
+        if config.is_file() and json.loads(config.read_text()).get("method") == "svdiff":
+            return True
+    return False
 
 
 def export_merged_unet(pipe, folder: str | os.PathLike, output_dir: str | os.PathLike) -> Path:

@@ -1,15 +1,33 @@
 """Textual Inversion: new token embeddings for a concept, saved in diffusers' `learned_embeds` format."""
 
+from studio.core import register_method
+
+from ..artifacts import ArtifactSpec
 from .config import TextualInversionConfig
 from .layer import ConceptEmbedding
 from .model import (
     EMBEDDINGS_FILE,
     add_concept,
+    apply_textual_inversion,
     check_new_token,
     concept_layer,
     expand_prompt,
+    is_embedding_artifact,
     read_embeddings,
     save_embeddings,
+)
+from .sampling import textual_inversions_loaded
+
+register_method(
+    TextualInversionConfig,
+    apply_textual_inversion,
+    domain="diffusion",
+    task="personalize",
+    spec=ArtifactSpec(
+        recognize=is_embedding_artifact,
+        loads_with="pipe.load_textual_inversion(folder)",
+        applied=textual_inversions_loaded,
+    ),
 )
 
 __all__ = [
@@ -17,9 +35,12 @@ __all__ = [
     "ConceptEmbedding",
     "TextualInversionConfig",
     "add_concept",
+    "apply_textual_inversion",
     "check_new_token",
     "concept_layer",
     "expand_prompt",
+    "is_embedding_artifact",
     "read_embeddings",
     "save_embeddings",
+    "textual_inversions_loaded",
 ]

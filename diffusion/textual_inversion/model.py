@@ -11,21 +11,21 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from studio.core import get_adapter_state, inject, read_tensors, register_method, save_tensors
+from studio.core import get_adapter_state, inject, read_tensors, save_tensors
 
+from ..artifacts import safetensors_keys
 from .config import TextualInversionConfig
 from .layer import ConceptEmbedding
 
 EMBEDDINGS_FILE = "learned_embeds.safetensors"
+EMBEDDING_FILES = (EMBEDDINGS_FILE, "learned_embeds.bin")
 
 
-def _apply(model: nn.Module, config: TextualInversionConfig) -> None:
+def apply_textual_inversion(model: nn.Module, config: TextualInversionConfig) -> None:
+    """Give a text encoder `config.num_vectors` new, trainable token embeddings (used by `inject`)."""
     table = model.get_input_embeddings()
     layer = ConceptEmbedding(table, config.num_vectors, first_id=table.num_embeddings)
     model.set_input_embeddings(layer)
-
-
-register_method(TextualInversionConfig, _apply, domain="diffusion", task="personalize")
 
 
 def check_new_token(tokenizer, config: TextualInversionConfig) -> None:
@@ -166,7 +166,7 @@ def read_embeddings(path: str | os.PathLike) -> tuple[str | None, torch.Tensor]:
     """
     path = Path(path)
     if path.is_dir():
-        candidates = [path / EMBEDDINGS_FILE, path / "learned_embeds.bin"]
+        candidates = [path / name for name in EMBEDDING_FILES]
         path = next((c for c in candidates if c.is_file()), candidates[0])
     if not path.is_file():
         raise FileNotFoundError(f"no embedding file at {path}")
@@ -188,3 +188,15 @@ def read_embeddings(path: str | os.PathLike) -> tuple[str | None, torch.Tensor]:
     if not isinstance(tensor, torch.Tensor) or tensor.ndim not in (1, 2):
         raise ValueError(f"{path}: the embedding must be a [n_vectors, dim] tensor")
     return (token or None), tensor.detach().float().reshape(-1, tensor.shape[-1])
+
+
+def is_embedding_artifact(path: Path) -> bool:
+    """Whether `path` holds a Textual Inversion embedding in a format `read_embeddings` reads: a folder with
+    `learned_embeds.*`, an A1111 / diffusers `.pt` or `.bin` file, or a safetensors file with one tensor
+    (diffusers), `clip_l` + `clip_g` (SDXL) or `emb_params` (A1111)."""
+    if path.is_dir():
+        return any((path / name).is_file() for name in EMBEDDING_FILES)
+    if path.suffix in (".pt", ".bin"):
+        return True
+    keys = set(safetensors_keys(path)) if path.suffix == ".safetensors" else set()
+    return len(keys) == 1 or {"clip_l", "clip_g"} <= keys or "emb_params" in keys

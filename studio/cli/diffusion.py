@@ -109,7 +109,7 @@ def _add_train_control(commands: argparse._SubParsersAction) -> None:
         "train-control",
         help="train a ControlNet, T2I-Adapter or IP-Adapter on a folder of images",
         epilog="method options (--set KEY=VALUE): "
-        + "; ".join(f"{m}: {', '.join(cls.option_help())}" for m, cls in diffusion.control.CONFIGS.items()),
+        + "; ".join(f"{m}: {', '.join(cls.help())}" for m, cls in diffusion.control.CONFIGS.items()),
     )
     _model(fit)
     fit.add_argument("--data", required=True, help="images + captions (+ conditions/ for control methods)")

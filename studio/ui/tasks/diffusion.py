@@ -187,8 +187,9 @@ def caption(settings: dict[str, Any]) -> str:
 def export_artifact(studio, name: str) -> tuple[Path, str]:
     """A download in diffusers' formats for library entry `name`, with a note on how to load it.
 
-    SVDiff exports the merged UNet (a stock `UNet2DConditionModel` folder); the other
-    diffusion artifacts are already in their diffusers format, so the export is their folder as a zip.
+    A method whose artifact is not itself a stock format exports one (SVDiff: the merged UNet, a stock
+    `UNet2DConditionModel` folder); the other artifacts are already in their diffusers format, so the export
+    is their folder as a zip. The note comes from the method's registered `ArtifactSpec.loads_with`.
 
     Raises:
         ValueError: the entry is not a diffusion artifact.
@@ -198,16 +199,11 @@ def export_artifact(studio, name: str) -> tuple[Path, str]:
         raise ValueError(
             f"{name!r} is a {entry.domain} adapter; export applies to diffusion artifacts (use Download)"
         )
-    how = {
-        "textual_inversion": "pipe.load_textual_inversion(folder)",
-        "controlnet": "ControlNetModel.from_pretrained(folder)",
-        "t2i_adapter": "T2IAdapter.from_pretrained(folder)",
-        "ip_adapter": "pipe.load_ip_adapter(folder, subfolder='', weight_name=file)",
-    }
-    if entry.method == "svdiff":
-        out = studio.workspace.new_folder("tmp", f"{name}-unet")
+    spec = diffusion.artifact_spec(entry.method)
+    if spec.export is not None:
+        out = studio.workspace.new_folder("tmp", f"{name}-export")
         pipe = diffusion.load_pipeline(entry.base_model, disable_progress_bar=True)
-        diffusion.export_merged_unet(pipe, studio.library.path(name), out / "unet")
-        archive = shutil.make_archive(str(out / f"{name}-unet"), "zip", root_dir=out / "unet")
-        return Path(archive), "merged UNet: load with UNet2DConditionModel.from_pretrained(folder)"
-    return studio.library.zip(name), f"load with {how.get(entry.method, 'diffusers')}"
+        folder = spec.export(pipe, studio.library.path(name), out / "export")
+        archive = shutil.make_archive(str(out / f"{name}-export"), "zip", root_dir=folder)
+        return Path(archive), f"load with {spec.loads_with}"
+    return studio.library.zip(name), f"load with {spec.loads_with}"
