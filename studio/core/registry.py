@@ -114,7 +114,7 @@ def get_method(name: str, domain: str | None = None) -> Method:
     """
     if domain is None and "/" in name:
         domain, name = name.split("/", 1)
-    found = [m for (d, n), m in _METHODS.items() if n == name and domain in (None, d)]
+    found = [m for m in list_methods(domain) if m.name == name]
     if len(found) == 1:
         return found[0]
     if found:

@@ -1,11 +1,23 @@
 """Configs validate and document themselves; the registry names what it knows."""
 
 import dataclasses
+import json
 
 import pytest
 
 import vision
-from studio.core import get_method, inject, list_methods, method_configs
+from studio.core import (
+    MethodConfig,
+    get_method,
+    inject,
+    list_methods,
+    load_adapter,
+    method_configs,
+    register_method,
+    registry,
+    save_adapter,
+)
+from tests.conftest import make_tiny_vit
 
 
 def test_unknown_method_lists_known_ones():
@@ -63,3 +75,39 @@ def test_non_vit_models_get_a_clear_error():
     model = vision.create_model("resnet18", num_classes=2)
     with pytest.raises(ValueError, match="vision transformer"):
         inject(model, vision.AdaptFormerConfig())
+
+
+def test_one_name_in_two_domains_needs_the_domain(monkeypatch):
+    monkeypatch.setattr(registry, "_METHODS", dict(registry._METHODS))
+
+    @dataclasses.dataclass
+    class OtherLinearProbe(MethodConfig):
+        method = "linear_probe"
+
+    register_method(OtherLinearProbe, domain="elsewhere", task="fit")
+    with pytest.raises(KeyError, match=r"several domains \(elsewhere, vision\).*'elsewhere/linear_probe'"):
+        get_method("linear_probe")
+    assert get_method("linear_probe", "vision").config_cls is vision.LinearProbeConfig
+    assert get_method("elsewhere/linear_probe").config_cls is OtherLinearProbe
+    with pytest.raises(TypeError, match="injects no adapter layers"):
+        inject(make_tiny_vit(), OtherLinearProbe())
+    with pytest.raises(ValueError, match="already registered by OtherLinearProbe"):
+        impostor = dataclasses.make_dataclass("Impostor", [], bases=(MethodConfig,))
+        impostor.method = "linear_probe"
+        register_method(impostor, domain="elsewhere", task="fit")
+
+
+def test_adapter_files_record_the_domain_and_older_files_still_load(tmp_path):
+    model = inject(make_tiny_vit(), vision.LinearProbeConfig())
+    save_adapter(model, tmp_path / "probe")
+    config = json.loads((tmp_path / "probe" / "adapter_config.json").read_text())
+    assert (config["domain"], config["method"]) == ("vision", "linear_probe")
+    del config["domain"]  # as written before the domain was recorded
+    (tmp_path / "probe" / "adapter_config.json").write_text(json.dumps(config))
+    load_adapter(make_tiny_vit(), tmp_path / "probe")
+
+
+def test_configs_list_the_options_a_user_sets():
+    names = [f.name for f in vision.SSFConfig.options()]
+    assert "modules_to_save" not in names  # set from Python only
+    assert names == ["frozen_eval", "target_modules", "exclude_modules", "init_std"]
