@@ -1,4 +1,5 @@
-"""The method core: configs, registry, target matching, adapter layers, inject/freeze, save/load, merge.
+"""The method core: configs, registry, target matching, adapter layers (LoRA among them, which every domain
+uses), inject/freeze, save/load, merge.
 
 Depends on torch and safetensors only; domain packages (`vision`, `vlm`, `diffusion`) register their
 methods here.
@@ -22,6 +23,7 @@ from .io import (
     write_json,
 )
 from .layer import AdapterLayer, adapter_layers, adapter_parameter_names
+from .lora import LoRALinear
 from .merge import merge, remove_adapter, unmerge
 from .modes import train_mode
 from .registry import (
@@ -41,6 +43,7 @@ __all__ = [
     "AdapterConfig",
     "AdapterLayer",
     "AdapterState",
+    "LoRALinear",
     "Method",
     "MethodConfig",
     "adapter_layers",

@@ -5,8 +5,7 @@ import pytest
 import torch
 
 import vision
-from studio.core import inject
-from vision.lora.layer import LoRALinear
+from studio.core import LoRALinear, inject
 
 X = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
 

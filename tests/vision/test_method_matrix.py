@@ -158,7 +158,7 @@ def test_ssf_memory_saving_backward_matches_autograd(shape, scale_shape):
 
 
 def test_lora_on_fused_qkv_changes_only_q_and_v():
-    from vision.lora.layer import LoRALinear
+    from studio.core import LoRALinear
 
     base = torch.nn.Linear(8, 24)
     layer = LoRALinear(base, r=2, alpha=2.0, dropout=0.0, num_slices=3, slices=(0, 2))

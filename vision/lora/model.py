@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from torch import nn
 
-from studio.core import find_targets, register_method, replace_module, resolve_modules_to_save
+from studio.core import LoRALinear, find_targets, register_method, replace_module, resolve_modules_to_save
 
 from .config import LoRAConfig
-from .layer import LoRALinear
 
 
 def _is_fused_qkv(name: str, layer: nn.Linear) -> bool:

@@ -1,4 +1,4 @@
-"""A linear layer with low-rank updates on some or all of its output slices."""
+"""LoRA: a linear layer with low-rank updates on some or all of its output slices (every domain uses it)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from studio.core import AdapterLayer
+from .layer import AdapterLayer
 
 
 class LoRALinear(AdapterLayer):
