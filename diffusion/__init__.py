@@ -13,6 +13,7 @@ from .artifacts import ArtifactInfo, ArtifactSpec, artifact_kinds, artifact_spec
 from .control import ControlNetConfig, IPAdapterConfig, T2IAdapterConfig, train_control
 from .generate import SCHEDULERS, generate
 from .images import load_images
+from .lora import DiffusionLoRAConfig
 from .personalize import personalize
 from .pipeline import load_pipeline
 from .svdiff import SVDiffConfig
@@ -24,6 +25,7 @@ __all__ = [
     "ArtifactInfo",
     "ArtifactSpec",
     "ControlNetConfig",
+    "DiffusionLoRAConfig",
     "IPAdapterConfig",
     "SVDiffConfig",
     "T2IAdapterConfig",
