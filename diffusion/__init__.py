@@ -9,15 +9,16 @@ Example:
     >>> images = diffusion.generate(pipe, "a <my-shape>", adapters=[art, ctl], control_image="photo.png")
 """
 
+from .adapter_folders import export_merged_unet
 from .artifacts import ArtifactInfo, ArtifactSpec, artifact_kinds, artifact_spec, read_artifact
 from .control import ControlNetConfig, IPAdapterConfig, T2IAdapterConfig, train_control
+from .difffit import DiffFitConfig
 from .generate import SCHEDULERS, generate
 from .images import load_images
 from .lora import DiffusionLoRAConfig
 from .personalize import personalize
 from .pipeline import load_pipeline
 from .svdiff import SVDiffConfig
-from .svdiff.pipeline import export_merged_unet
 from .textual_inversion import TextualInversionConfig
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "ArtifactInfo",
     "ArtifactSpec",
     "ControlNetConfig",
+    "DiffFitConfig",
     "DiffusionLoRAConfig",
     "IPAdapterConfig",
     "SVDiffConfig",

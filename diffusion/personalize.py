@@ -15,6 +15,7 @@ from torch import nn
 from studio.core import inject
 from studio.engine import Callback, check_count, check_number, train
 
+from .adapter_folders import save_adapter_folders
 from .artifacts import artifact_metadata, base_model_of, write_artifact_info
 from .concept_data import SUBJECT_TEMPLATES, TI_TEMPLATES, ConceptDataset, fill
 from .denoise import denoising_loss, training_scheduler
@@ -22,7 +23,6 @@ from .images import images_to_tensor, list_image_files, load_images, pipeline_re
 from .latents import PromptCache, encode_latents, text_embeddings, tokenize
 from .previews import PreviewCallback
 from .svdiff import SVDiffConfig, svdiff_param_groups
-from .svdiff.pipeline import save_svdiff
 from .textual_inversion import (
     TextualInversionConfig,
     add_concept,
@@ -288,7 +288,7 @@ def personalize(
         if method == "textual_inversion":
             save_embeddings(out, token, text_encoder.get_input_embeddings().new_embeddings)
         else:
-            save_svdiff(pipe, out, base)
+            save_adapter_folders(pipe, out, base)
         write_artifact_info(out, artifact_metadata(method, base, hyper, **extra))
     finally:
         for model, model_flags in flags.items():

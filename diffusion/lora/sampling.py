@@ -13,6 +13,7 @@ import torch
 
 from studio.core import inject, merge
 
+from ..adapter_folders import only_artifact
 from ..artifacts import ArtifactInfo
 from ..unload import remove_adapter, requires_grad_flags
 from .config import DiffusionLoRAConfig
@@ -50,14 +51,8 @@ def lora_loaded(pipe, weights: Weights) -> Iterator[None]:
 
 
 def lora_artifacts_applied(pipe, infos: Sequence[ArtifactInfo]) -> contextlib.AbstractContextManager:
-    """`lora_loaded` for the LoRA artifact of one `generate` call (one at a time: LoRAs do not stack here).
-
-    Raises:
-        ValueError: more than one LoRA artifact.
-    """
-    if len(infos) > 1:
-        raise ValueError(f"at most one LoRA artifact at a time, got {[str(i.path) for i in infos]}")
-    return lora_loaded(pipe, read_lora(infos[0].path, pipe))
+    """`lora_loaded` for the LoRA artifact of one `generate` call (one at a time: LoRAs do not stack here)."""
+    return lora_loaded(pipe, read_lora(only_artifact(infos).path, pipe))
 
 
 def export_merged_lora_unet(pipe, artifact: str | os.PathLike, output_dir: str | os.PathLike) -> Path:

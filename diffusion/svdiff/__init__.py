@@ -2,11 +2,11 @@
 
 from studio.core import register_method
 
+from ..adapter_folders import export_merged_unet, is_adapter_folder_of, one_artifact_applied
 from ..artifacts import ArtifactSpec
 from .config import SVDiffConfig
 from .layer import NormShift, SpectralShift
 from .model import apply_svdiff, count_singular_values, svd_cache_dir, svd_factors, svdiff_param_groups
-from .pipeline import export_merged_unet, is_svdiff_folder, svdiff_artifacts_applied
 
 register_method(
     SVDiffConfig,
@@ -14,9 +14,9 @@ register_method(
     domain="diffusion",
     task="personalize",
     spec=ArtifactSpec(
-        recognize=is_svdiff_folder,
+        recognize=is_adapter_folder_of(SVDiffConfig.method),
         loads_with="the merged UNet: UNet2DConditionModel.from_pretrained(folder)",
-        applied=svdiff_artifacts_applied,
+        applied=one_artifact_applied,
         export=export_merged_unet,
     ),
 )
@@ -27,10 +27,7 @@ __all__ = [
     "SpectralShift",
     "apply_svdiff",
     "count_singular_values",
-    "export_merged_unet",
-    "is_svdiff_folder",
     "svd_cache_dir",
     "svd_factors",
-    "svdiff_artifacts_applied",
     "svdiff_param_groups",
 ]

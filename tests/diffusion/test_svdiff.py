@@ -8,9 +8,9 @@ from diffusers import DDPMScheduler, StableDiffusionPipeline, UNet2DConditionMod
 from transformers import CLIPTextModel
 
 import diffusion
+from diffusion.adapter_folders import adapter_folders_applied
 from diffusion.artifacts import read_artifact
 from diffusion.svdiff import NormShift, SpectralShift, SVDiffConfig, svd_cache_dir, svdiff_param_groups
-from diffusion.svdiff.pipeline import svdiff_applied
 from diffusion.unload import remove_adapter, requires_grad_flags
 from studio.core import adapter_layers, inject, load_adapter, merge, unmerge
 from tests.diffusion.tiny import concept_images, sample
@@ -146,7 +146,7 @@ def test_svdiff_learns_the_concept(tiny_pipe, tmp_path):
     )  # fmt: skip
     prompt = read_artifact(art).hyperparameters["prompts"][0]
     before = _denoising_error(tiny_pipe, concept, prompt)
-    with svdiff_applied(tiny_pipe, art):
+    with adapter_folders_applied(tiny_pipe, art):
         after = _denoising_error(tiny_pipe, concept, prompt)
     assert after < 0.9 * before, (before, after)
 
@@ -155,7 +155,7 @@ def test_artifact_kind_and_mismatches_are_clear_errors(trained, tiny_sd_dir, tmp
     pipe, art = trained
     info = diffusion.read_artifact(art)
     assert info.kind == "svdiff" and info.hyperparameters["train_text_encoder"] is True
-    with pytest.raises(ValueError, match="at most one SVDiff"):
+    with pytest.raises(ValueError, match="at most one svdiff"):
         diffusion.generate(pipe, "a", adapters=[art, art], num_inference_steps=1)
     other = diffusion.load_pipeline(tiny_sd_dir, disable_progress_bar=True)
     other.base_model_id = "someone/else"

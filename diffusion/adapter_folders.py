@@ -1,0 +1,111 @@
+"""Artifacts of the methods injected with `studio.core.inject` into a pipeline's components (SVDiff, DiffFit):
+one core adapter folder per adapted component (`unet/`, `text_encoder/`), applied for sampling and taken out
+again, and exported as a merged stock UNet."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from studio.core import get_adapter_state, load_adapter, merge, save_adapter
+
+from .artifacts import ArtifactInfo
+from .unload import remove_adapter, requires_grad_flags
+
+COMPONENTS = ("unet", "text_encoder")
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+def save_adapter_folders(pipe, folder: str | os.PathLike, base_model: str | None) -> list[str]:
+    """Save the adapter of every pipeline component that carries one, one adapter folder each.
+
+    Args:
+        pipe: the pipeline whose `unet` (and maybe `text_encoder`) carry an injected adapter.
+        folder: the artifact folder; gets `unet/` and, if adapted, `text_encoder/`.
+        base_model: the base model id to record.
+
+    Returns:
+        The components saved.
+    """
+    saved = []
+    for name in COMPONENTS:
+        model = getattr(pipe, name, None)
+        if model is not None and get_adapter_state(model) is not None:
+            save_adapter(model, Path(folder) / name, base_model=base_model)
+            saved.append(name)
+    return saved
+
+
+@contextlib.contextmanager
+def adapter_folders_applied(pipe, folder: str | os.PathLike) -> Iterator[None]:
+    """Apply a saved artifact's adapter folders to `pipe` inside a `with` block, then restore it exactly.
+
+    Args:
+        pipe: the base pipeline.
+        folder: the artifact folder (`unet/`, maybe `text_encoder/`).
+    """
+    applied = []
+    try:
+        for name in COMPONENTS:
+            if (Path(folder) / name / ADAPTER_CONFIG).is_file():
+                model = getattr(pipe, name)
+                applied.append((model, requires_grad_flags(model)))
+                load_adapter(model, Path(folder) / name, check_base_model=False)
+                model.eval()
+        yield
+    finally:
+        for model, flags in applied:
+            remove_adapter(model, flags)
+
+
+def only_artifact(infos: Sequence[ArtifactInfo]) -> ArtifactInfo:
+    """The one artifact of a method in a `generate` call, for methods whose adapters do not stack.
+
+    Raises:
+        ValueError: more than one artifact of the method.
+    """
+    if len(infos) > 1:
+        raise ValueError(f"at most one {infos[0].kind} artifact at a time, got {[str(i.path) for i in infos]}")
+    return infos[0]
+
+
+def one_artifact_applied(pipe, infos: Sequence[ArtifactInfo]) -> contextlib.AbstractContextManager:
+    """`adapter_folders_applied` for the one artifact of a method in a `generate` call (`only_artifact`)."""
+    return adapter_folders_applied(pipe, only_artifact(infos).path)
+
+
+def is_adapter_folder_of(method: str) -> Callable[[Path], bool]:
+    """A recognizer (`ArtifactSpec.recognize`) for artifact folders of `method`: its `adapter_config.json`
+    at the top or in `unet/`."""
+
+    def recognize(path: Path) -> bool:
+        for config in (path / ADAPTER_CONFIG, path / "unet" / ADAPTER_CONFIG):
+            if config.is_file() and json.loads(config.read_text()).get("method") == method:
+                return True
+        return False
+
+    return recognize
+
+
+def export_merged_unet(pipe, folder: str | os.PathLike, output_dir: str | os.PathLike) -> Path:
+    """Write the UNet with an artifact's adapter folded in as a stock `UNet2DConditionModel` folder.
+
+    The pipeline is not changed (a copy of its UNet is merged).
+
+    Args:
+        pipe: the base pipeline.
+        folder: the artifact folder (an SVDiff or DiffFit artifact).
+        output_dir: where `config.json` + `diffusion_pytorch_model.safetensors` go.
+
+    Returns:
+        `output_dir`, loadable with `UNet2DConditionModel.from_pretrained`.
+    """
+    unet = copy.deepcopy(pipe.unet)
+    load_adapter(unet, Path(folder) / "unet", check_base_model=False)
+    merge(unet, unload=True)
+    unet.save_pretrained(output_dir, safe_serialization=True)
+    return Path(output_dir)

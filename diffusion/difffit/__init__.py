@@ -1,0 +1,24 @@
+"""DiffFit: bias and norm shifts plus per-block output scales, mergeable into the UNet's weights."""
+
+from studio.core import register_method
+
+from ..adapter_folders import export_merged_unet, is_adapter_folder_of, one_artifact_applied
+from ..artifacts import ArtifactSpec
+from .config import DiffFitConfig
+from .layer import NormAffineShift, ScaledBias
+from .model import apply_difffit
+
+register_method(
+    DiffFitConfig,
+    apply_difffit,
+    domain="diffusion",
+    task="personalize",
+    spec=ArtifactSpec(
+        recognize=is_adapter_folder_of(DiffFitConfig.method),
+        loads_with="the merged UNet: UNet2DConditionModel.from_pretrained(folder)",
+        applied=one_artifact_applied,
+        export=export_merged_unet,
+    ),
+)
+
+__all__ = ["DiffFitConfig", "NormAffineShift", "ScaledBias", "apply_difffit"]
