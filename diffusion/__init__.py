@@ -12,6 +12,7 @@ Example:
 from .adapter_folders import export_merged_unet
 from .artifacts import ArtifactInfo, ArtifactSpec, artifact_kinds, artifact_spec, read_artifact
 from .control import ControlNetConfig, IPAdapterConfig, T2IAdapterConfig, train_control
+from .custom_diffusion import CustomDiffusionConfig
 from .difffit import DiffFitConfig
 from .generate import SCHEDULERS, generate
 from .images import load_images
@@ -26,6 +27,7 @@ __all__ = [
     "ArtifactInfo",
     "ArtifactSpec",
     "ControlNetConfig",
+    "CustomDiffusionConfig",
     "DiffFitConfig",
     "DiffusionLoRAConfig",
     "IPAdapterConfig",

@@ -69,7 +69,9 @@ def only_artifact(infos: Sequence[ArtifactInfo]) -> ArtifactInfo:
         ValueError: more than one artifact of the method.
     """
     if len(infos) > 1:
-        raise ValueError(f"at most one {infos[0].kind} artifact at a time, got {[str(i.path) for i in infos]}")
+        raise ValueError(
+            f"at most one {infos[0].kind} artifact at a time, got {[str(i.path) for i in infos]}"
+        )
     return infos[0]
 
 

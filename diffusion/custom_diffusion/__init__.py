@@ -1,0 +1,35 @@
+"""Custom Diffusion: trained cross-attention key/value projections plus a modifier token, in diffusers' format."""
+
+from studio.core import register_method
+
+from ..artifacts import ArtifactSpec
+from .config import CustomDiffusionConfig
+from .format import WEIGHTS_FILE, read_custom_diffusion, save_custom_diffusion
+from .layer import TrainedCopy
+from .model import apply_custom_diffusion, projections
+from .sampling import custom_diffusion_applied, is_custom_diffusion_folder
+
+register_method(
+    CustomDiffusionConfig,
+    apply_custom_diffusion,
+    domain="diffusion",
+    task="personalize",
+    spec=ArtifactSpec(
+        recognize=is_custom_diffusion_folder,
+        loads_with=f"pipe.unet.load_attn_procs(folder, weight_name='{WEIGHTS_FILE}', _pipeline=pipe) and "
+        "pipe.load_textual_inversion(folder)",
+        applied=custom_diffusion_applied,
+    ),
+)
+
+__all__ = [
+    "WEIGHTS_FILE",
+    "CustomDiffusionConfig",
+    "TrainedCopy",
+    "apply_custom_diffusion",
+    "custom_diffusion_applied",
+    "is_custom_diffusion_folder",
+    "projections",
+    "read_custom_diffusion",
+    "save_custom_diffusion",
+]

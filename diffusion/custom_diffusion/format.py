@@ -1,0 +1,78 @@
+"""Custom Diffusion's weights in diffusers' format (`pytorch_custom_diffusion_weights.safetensors`).
+
+Stock `unet.load_attn_procs(folder, weight_name=...)` builds one `CustomDiffusionAttnProcessor` per attention
+layer from it: cross-attentions from their `to_k_custom_diffusion` / `to_v_custom_diffusion` (and maybe
+`to_q_…`, `to_out_custom_diffusion.0`) weights, every other attention from an empty entry. diffusers' own
+safetensors export drops those empty entries (and then cannot load its file); a zero-length tensor keeps them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from studio.core import adapter_layers, read_tensors, save_tensors
+
+from .layer import TrainedCopy
+
+WEIGHTS_FILE = "pytorch_custom_diffusion_weights.safetensors"
+PROCESSOR_KEYS = {"to_k": "to_k_custom_diffusion.weight", "to_v": "to_v_custom_diffusion.weight",
+                  "to_q": "to_q_custom_diffusion.weight", "to_out.0": "to_out_custom_diffusion.0.weight"}  # fmt: skip
+"""Projection (relative to its attention module) -> its key in the processor's state dict."""
+
+
+def save_custom_diffusion(
+    unet: nn.Module, folder: str | os.PathLike, metadata: dict[str, str] | None = None
+) -> Path:
+    """Write the UNet's trained projections in diffusers' Custom Diffusion format (atomically).
+
+    Returns:
+        The file written.
+    """
+    trained = {name: layer for name, layer in adapter_layers(unet) if isinstance(layer, TrainedCopy)}
+    if not trained:
+        raise ValueError("the UNet carries no Custom Diffusion layers to save")
+    tensors: dict[str, torch.Tensor] = {}
+    for attention in _attention_names(unet):
+        processor = f"{attention}.processor"
+        own = {
+            rel: trained[f"{attention}.{rel}"] for rel in PROCESSOR_KEYS if f"{attention}.{rel}" in trained
+        }
+        if not own:
+            tensors[processor] = torch.zeros(0)  # the stock loader's mark of a processor without weights
+        for rel, layer in own.items():
+            tensors[f"{processor}.{PROCESSOR_KEYS[rel]}"] = layer.weight_copy.detach().float().contiguous()
+    file = Path(folder) / WEIGHTS_FILE
+    save_tensors(file, tensors, metadata=metadata)
+    return file
+
+
+def read_custom_diffusion(folder: str | os.PathLike, unet: nn.Module) -> dict[str, torch.Tensor]:
+    """The trained projection weights of a Custom Diffusion artifact, by UNet module name.
+
+    Raises:
+        ValueError: a weight for a module the UNet lacks, or of another shape (an artifact for another model).
+    """
+    file = Path(folder) / WEIGHTS_FILE
+    by_key = {
+        f"{a}.processor.{key}": f"{a}.{rel}"
+        for a in _attention_names(unet)
+        for rel, key in PROCESSOR_KEYS.items()
+    }
+    modules = dict(unet.named_modules())
+    weights = {}
+    for key, tensor in read_tensors(file, "Custom Diffusion weights").items():
+        if tensor.numel() == 0:
+            continue
+        name = by_key.get(key)
+        if name is None or modules[name].weight.shape != tensor.shape:
+            raise ValueError(f"{file.name}: {key!r} does not fit this UNet (an artifact for another model?)")
+        weights[name] = tensor
+    return weights
+
+
+def _attention_names(unet: nn.Module) -> list[str]:
+    return [name[: -len(".processor")] for name in unet.attn_processors]
