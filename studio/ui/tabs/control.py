@@ -24,7 +24,6 @@ FROM_DATASET = "from the dataset (conditions/ folder)"
 SAMPLE_PAIRS = 24
 SAMPLE_SIZE = 64
 DEFAULT_METHOD = "controlnet"
-CONFIGS = method_configs("diffusion", "control")
 
 
 def condition_params(condition: str, low: float, high: float) -> dict:
@@ -81,7 +80,7 @@ def start(
         studio: the app's `Studio`.
         files: a zip (or files) of images with captions (`.txt` or `metadata.jsonl`), optionally `conditions/`.
         model: the base pipeline.
-        method: a control method (one of `CONFIGS`).
+        method: a registered control method (`diffusion.control.control_methods()`).
         condition: an extractor name, or `FROM_DATASET` (ignored for reference-guided methods).
         low: canny low threshold.
         high: canny high threshold.
@@ -109,7 +108,8 @@ def start(
 
 
 def build(studio, timer: gr.Timer) -> None:
-    """Lay out the tab and wire its events."""
+    """Lay out the tab and wire its events; its method choices and forms are the registered control methods."""
+    configs = method_configs("diffusion", "control")
     files = gr.File(
         label="dataset: a zip of images with captions (same-name .txt or metadata.jsonl), optionally conditions/",
         file_count="multiple", file_types=[".zip", "image", ".txt", ".jsonl"], elem_id="control-files",
@@ -124,9 +124,10 @@ def build(studio, timer: gr.Timer) -> None:
     with gr.Row():
         model = base_model_box()
         method = gr.Radio(
-            list(CONFIGS),
+            list(configs),
             value=DEFAULT_METHOD,
             label="method",
+            elem_id="control-method",
             info=" ".join(f"{m.name}: {m.spec.summary}." for m in control_methods()),
         )
         condition = gr.Dropdown(
@@ -161,7 +162,7 @@ def build(studio, timer: gr.Timer) -> None:
         )
     with gr.Row():
         steps, preview_every, name = run_controls("control")
-    form = MethodForm(CONFIGS, DEFAULT_METHOD)
+    form = MethodForm(configs, DEFAULT_METHOD)
     train = gr.Button("Train", variant="primary", elem_id="control-train")
     panel = ProgressPanel(studio, ("control",), previews=True)
 
