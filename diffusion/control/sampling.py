@@ -105,42 +105,56 @@ def build_call(
         raise ValueError(f"control_image was given but no {_names(reference=False)} artifact uses it")
     if ip_image is not None and not references:
         raise ValueError(f"ip_image was given but no {_names(reference=True)} artifact uses it")
-    extra: dict[str, Any] = {}
-    target = pipe
+    target, extra = pipe, {}
     if spatial:
-        spec = spatial[0].spec
-        if control_image is None:
-            raise ValueError(
-                f"a {spatial[0].kind} artifact needs control_image= (a condition image or a photo)"
-            )
-        size = kw.get("height") or pipeline_resolution(pipe)
-        images = [
-            condition_image(c, image, size, extract)
-            for c, image in zip(
-                spatial, _per_control(control_image, len(spatial), "control images"), strict=True
-            )
-        ]
-        scales = _per_control(kw.get(spec.scale_key, [c.scale for c in spatial]), len(spatial), "scales")
-        modules = [c.module for c in spatial]
-        module = modules[0] if len(modules) == 1 else spec.pipeline.combine(modules)
-        target = _rebuild(spec.pipeline.cls, pipe, **{spec.pipeline.module_key: module})
-        extra[spec.scale_key] = scales[0] if len(modules) == 1 else scales
-        extra["image"] = images[0] if len(images) == 1 else images
+        target, extra = _condition_call(pipe, spatial, control_image, extract, kw)
     elif references:
         target = _rebuild(StableDiffusionPipeline, pipe)
     if references:
-        spec = references[0].spec
-        if ip_image is None:
-            raise ValueError(f"a {references[0].kind} artifact needs ip_image= (the reference image)")
-        pictures = [
-            load_images([image], pipeline_resolution(target))[0]  # as the training images were
-            for image in _per_control(ip_image, len(references), "ip images")
-        ]
-        scales = _per_control(
-            kw.get(spec.scale_key, [c.scale for c in references]), len(references), "scales"
-        )
-        extra.update(spec.call_kwargs(target, references, pictures, scales, kw.get("guidance_scale", 7.5)))
+        extra.update(_reference_call(target, references, ip_image, kw))
     return target, extra
+
+
+def _scales(controls: list[LoadedControl], kw: dict[str, Any]) -> list[float]:
+    """One strength per control: the call's override (`ControlSpec.scale_key`) or each recorded default."""
+    given = kw.get(controls[0].spec.scale_key, [c.scale for c in controls])
+    return _per_control(given, len(controls), "scales")
+
+
+def _condition_call(
+    pipe: StableDiffusionPipeline,
+    controls: list[LoadedControl],
+    control_image: Any,
+    extract: bool,
+    kw: dict[str, Any],
+) -> tuple[StableDiffusionPipeline, dict[str, Any]]:
+    """The method's stock pipeline on `pipe`'s components and its call arguments, for condition-guided controls
+    of one method."""
+    if control_image is None:
+        raise ValueError(f"a {controls[0].kind} artifact needs control_image= (a condition image or a photo)")
+    spec = controls[0].spec
+    size = kw.get("height") or pipeline_resolution(pipe)
+    given = _per_control(control_image, len(controls), "control images")
+    images = [condition_image(c, image, size, extract) for c, image in zip(controls, given, strict=True)]
+    scales, modules = _scales(controls, kw), [c.module for c in controls]
+    single = len(controls) == 1
+    module = modules[0] if single else spec.pipeline.combine(modules)
+    target = _rebuild(spec.pipeline.cls, pipe, **{spec.pipeline.module_key: module})
+    return target, {spec.scale_key: scales[0] if single else scales, "image": images[0] if single else images}
+
+
+def _reference_call(
+    target: StableDiffusionPipeline, controls: list[LoadedControl], ip_image: Any, kw: dict[str, Any]
+) -> dict[str, Any]:
+    """The call arguments for reference-guided controls of one method (`ControlSpec.call_kwargs`)."""
+    if ip_image is None:
+        raise ValueError(f"a {controls[0].kind} artifact needs ip_image= (the reference image)")
+    pictures = [
+        load_images([image], pipeline_resolution(target))[0]  # as the training images were
+        for image in _per_control(ip_image, len(controls), "ip images")
+    ]
+    guidance = kw.get("guidance_scale", 7.5)
+    return controls[0].spec.call_kwargs(target, controls, pictures, _scales(controls, kw), guidance)
 
 
 def _rebuild(cls: type, pipe: StableDiffusionPipeline, **modules: Any) -> StableDiffusionPipeline:
