@@ -28,8 +28,8 @@ from diffusion import ip_adapter
 from diffusion.control import control_method
 from diffusion.control.train import ControlledUNet
 from diffusion.controlnet import ControlNetConfig, build_controlnet
-from diffusion.t2i_adapter import T2IAdapterConfig, build_t2i_adapter
 from diffusion.denoise import denoising_loss, training_scheduler
+from diffusion.t2i_adapter import T2IAdapterConfig, build_t2i_adapter
 
 SD15_UNET = {
     "sample_size": 64,

@@ -192,8 +192,8 @@ def prepare(
 ) -> PreparedCall:
     """The pipeline to call for a set of control artifacts, the extra arguments for that call, and a cleanup.
 
-    IP-Adapters are loaded into the shared UNet here and taken out by the cleanup; each distinct image
-    encoder they name is loaded once.
+    Controls that live in the UNet (IP-Adapters) are installed into the shared UNet here and taken out by
+    the cleanup; each distinct image encoder the reference-guided controls name is loaded once.
 
     Args:
         pipe: the base pipeline (with any personalization already applied).
@@ -212,7 +212,8 @@ def prepare(
 
     Raises:
         ValueError: for an artifact of another kind or base model, a missing control/reference image,
-            ControlNets mixed with T2I-Adapters, or a wrong number of images or scales.
+            controls of two condition-guided methods (ControlNets mixed with T2I-Adapters), or a wrong number of
+            images or scales.
     """
     check = kw.pop("check_base_model", True)
     base = getattr(pipe, "base_model_id", None) if check else None
