@@ -10,13 +10,16 @@ Example:
 """
 
 from .artifacts import ArtifactInfo, ArtifactSpec, artifact_kinds, artifact_spec, read_artifact
-from .control import ControlNetConfig, IPAdapterConfig, T2IAdapterConfig, train_control
+from .control import train_control
+from .controlnet import ControlNetConfig
 from .generate import SCHEDULERS, generate
 from .images import load_images
+from .ip_adapter import IPAdapterConfig
 from .personalize import personalize
 from .pipeline import load_pipeline
 from .svdiff import SVDiffConfig
 from .svdiff.pipeline import export_merged_unet
+from .t2i_adapter import T2IAdapterConfig
 from .textual_inversion import TextualInversionConfig
 
 __all__ = [

@@ -8,7 +8,7 @@ from pathlib import Path
 import diffusion
 from diffusion.conditions import CONDITIONS
 
-from .options import add_key_values, finite_float, int_in
+from .options import add_key_values, add_method_options, finite_float, int_in, method_config
 
 
 def _model(parser: argparse.ArgumentParser) -> None:
@@ -89,6 +89,7 @@ def _run_kwargs(args: argparse.Namespace) -> dict:
 
 
 def _train_control(args: argparse.Namespace) -> None:
+    config = method_config(args, "diffusion")  # a bad --set fails before the pipeline loads
     art = diffusion.train_control(
         _load(args),
         args.data,
@@ -96,7 +97,7 @@ def _train_control(args: argparse.Namespace) -> None:
         condition=args.condition,
         condition_params=dict(args.condition_param),
         steps=args.steps,
-        config=dict(args.set),
+        config=config,
         image_encoder=args.image_encoder,
         batch_size=args.batch_size,
         **_run_kwargs(args),
@@ -106,19 +107,15 @@ def _train_control(args: argparse.Namespace) -> None:
 
 def _add_train_control(commands: argparse._SubParsersAction) -> None:
     fit = commands.add_parser(
-        "train-control",
-        help="train a ControlNet, T2I-Adapter or IP-Adapter on a folder of images",
-        epilog="method options (--set KEY=VALUE): "
-        + "; ".join(f"{m}: {', '.join(cls.help())}" for m, cls in diffusion.control.CONFIGS.items()),
+        "train-control", help="train a ControlNet, T2I-Adapter or IP-Adapter on a folder of images"
     )
     _model(fit)
     fit.add_argument("--data", required=True, help="images + captions (+ conditions/ for control methods)")
-    fit.add_argument("--method", default="controlnet", choices=sorted(diffusion.control.CONFIGS))
+    add_method_options(fit, "diffusion", "control", default="controlnet")
     fit.add_argument(
         "--condition", default=None, choices=sorted(CONDITIONS), help="derive conditions from the images"
     )
     add_key_values(fit, "--condition-param", "extractor option, e.g. low_threshold=50")
-    add_key_values(fit, "--set", "method option, e.g. lr=1e-4 or adapter_type=light_adapter")
     fit.add_argument(
         "--image-encoder", default=None, help="IP-Adapter's CLIP image tower (default: studio/shapes-clip)"
     )

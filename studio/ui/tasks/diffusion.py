@@ -20,7 +20,6 @@ from ..library import Entry
 from ..workspace import list_images, safe_name
 
 PERSONALIZE_METHODS = ("textual_inversion", "svdiff")
-CONTROL_METHODS = ("controlnet", "t2i_adapter", "ip_adapter")
 PREVIEW_PROMPT = "a {token}"
 CHECKPOINT_EVERY = 50  # steps; a crashed run resumes from at most this far back
 MAX_SEED = 2**32 - 1  # torch generators take 64-bit seeds; 32 bits are what people type and share
@@ -73,7 +72,8 @@ def run_personalize(studio, ctx) -> Path | None:
 
 
 def run_control(studio, ctx) -> Path | None:
-    """Train a ControlNet, T2I-Adapter or IP-Adapter on an uploaded dataset (job kind `"control"`)."""
+    """Train a control method (ControlNet, T2I-Adapter, IP-Adapter, ...) on an uploaded dataset (job kind
+    `"control"`)."""
     p = ctx.params
     pipe = _pipeline(ctx, p["model"])
     ctx.report(f"training {p['method']}")
