@@ -11,7 +11,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from studio.core import MethodConfig, get_method, method_names
+from studio.core import Method, MethodConfig, get_method, method_names
 
 from .concept import ConceptRun, as_config
 
@@ -55,6 +55,31 @@ def personalize(
         ValueError: an unknown method or option (the message lists the known ones), a bad value, no usable
             images, a token already in the vocabulary, prior preservation without a class word.
     """
+    if init_token is not None:
+        options["init_token"] = init_token
+    entry, config, options = method_options(method, config, options)
+    concept = {k: v for k, v in (("token", token), ("class_word", class_word)) if v is not None}
+    return entry.train(pipe, images, config, run=run, **concept, **options)
+
+
+def method_options(
+    method: str, config: MethodConfig | dict[str, Any] | None, options: dict[str, Any]
+) -> tuple[Method, MethodConfig, dict[str, Any]]:
+    """Route `personalize`'s keyword options: fields of `method`'s config go into `config`, the rest must be
+    `ConceptRun` fields. Checks everything a config checks, so a caller (e.g. a form) can refuse bad options
+    before any work.
+
+    Args:
+        method: a personalization method's name.
+        config: its config, a dict of its fields, or None (the defaults).
+        options: keyword options, config fields and run options mixed.
+
+    Returns:
+        The registered method, its config with the options set, and the run options.
+
+    Raises:
+        ValueError: an unknown method or option (the message lists the known ones), or a bad value.
+    """
     try:
         entry = get_method(method, DOMAIN)
     except KeyError:
@@ -62,8 +87,6 @@ def personalize(
     if entry is None or entry.task != TASK or entry.train is None:
         known = ", ".join(method_names(DOMAIN, TASK))
         raise ValueError(f"unknown personalization method {method!r}; choose one of {known}")
-    if init_token is not None:
-        options["init_token"] = init_token
     config_fields = {f.name for f in dataclasses.fields(entry.config_cls)}
     run_fields = set(ConceptRun.fields())
     unknown = sorted(set(options) - config_fields - run_fields)
@@ -72,9 +95,8 @@ def personalize(
             f"unknown option(s) {unknown} for {method}; run options: {', '.join(ConceptRun.fields())}; "
             f"{method} options: {', '.join(f.name for f in entry.config_cls.options())}"
         )
-    settings = {k: options.pop(k) for k in list(options) if k not in run_fields}
+    settings = {k: v for k, v in options.items() if k not in run_fields}
     config = as_config(entry.config_cls, config)
     if settings:
         config = dataclasses.replace(config, **settings)
-    concept = {k: v for k, v in (("token", token), ("class_word", class_word)) if v is not None}
-    return entry.train(pipe, images, config, run=run, **concept, **options)
+    return entry, config, {k: v for k, v in options.items() if k in run_fields}
