@@ -66,7 +66,8 @@ def _targets(model: nn.Module, config: SVDiffConfig) -> list[tuple[str, nn.Modul
     def eligible(module: nn.Module) -> bool:
         if not isinstance(module, kinds) or isinstance(module, (SpectralShift, NormShift)):
             return False
-        return not isinstance(module, NORM_TYPES) or getattr(module, "weight", None) is not None  # affine only
+        # A norm layer without affine weights has nothing to shift.
+        return not isinstance(module, NORM_TYPES) or getattr(module, "weight", None) is not None
 
     return find_targets(model, config.targets, config.exclude, predicate=eligible)
 
