@@ -2,6 +2,8 @@
 `personalize` takes keywords, and every option reaches the artifact from Python and from the CLI."""
 
 import json
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
@@ -107,3 +109,32 @@ def test_the_cli_offers_the_registered_personalization_methods():
 def _subparser(parser, name):
     (commands,) = [a for a in parser._actions if a.choices and name in a.choices]
     return commands.choices[name]
+
+
+def test_a_new_method_is_its_folder_and_one_registration(tiny_sd_dir, tmp_path, monkeypatch):
+    from studio.core import MethodConfig, hfield, register_method, registry
+    from studio.ui import build_app
+
+    monkeypatch.setattr(registry, "_METHODS", dict(registry._METHODS))  # the toy leaves with the test
+
+    @dataclass
+    class ToyConfig(MethodConfig):
+        method = "toy"
+        strength: float = hfield(1.0, "How strongly the toy learns.")
+
+    calls = []
+
+    def train_toy(pipe, images, config=None, *, run=None, **options):
+        calls.append((config, options))
+        return Path(options["output_dir"])
+
+    register_method(ToyConfig, domain="diffusion", task="personalize", train=train_toy)
+    code = main(["diffusion", "personalize", "--model", str(tiny_sd_dir), "--images", str(tmp_path),
+                 "--method", "toy", "--token", "<q>", "--set", "strength=2", "--out", str(tmp_path / "a")])  # fmt: skip
+    assert code == 0
+    assert calls[0][0] == ToyConfig(strength=2.0) and calls[0][1]["token"] == "<q>"
+    personalize = _subparser(_subparser(build_parser(), "diffusion"), "personalize")
+    assert "  toy: strength=1.0" in personalize.format_help()
+    app = build_app(tmp_path / "ws")
+    (radio,) = [b for b in app.blocks.values() if getattr(b, "elem_id", None) == "personalize-method"]
+    assert "toy" in [value for _, value in radio.choices]
