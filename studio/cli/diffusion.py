@@ -152,8 +152,8 @@ def add_parser(domains: argparse._SubParsersAction) -> argparse._SubParsersActio
     fit.add_argument(
         "--class-word",
         default=None,
-        help="the concept's class, e.g. cat: in SVDiff's prompts, Textual Inversion's starting word, and "
-        "needed for --prior-preservation",
+        help="the concept's class, e.g. cat (in the prompts or as the starting word, by method); needed for "
+        "--prior-preservation",
     )
     fit.add_argument("--steps", type=int, default=500)
     fit.add_argument("--batch-size", type=int, default=4)

@@ -105,8 +105,8 @@ def build(studio, timer: gr.Timer) -> None:
         class_word = gr.Textbox(
             "shape",
             label="class word",
-            info="The concept's class (e.g. 'cat'): SVDiff says it in the prompts; Textual Inversion starts "
-            "the token from it unless init token is set.",
+            info="The concept's class (e.g. 'cat'). Each method uses it its own way (in the prompts, or as the "
+            "token's starting word); see its options.",
         )
         steps, preview_every, name = run_controls("personalize")
     with gr.Accordion("options", open=False), gr.Row():
