@@ -5,7 +5,7 @@ calls with a `ConceptPlan` of what the method contributes."""
 from .class_images import class_images
 from .data import SUBJECT_TEMPLATES, ConceptDataset, fill
 from .loss import ConceptTrainer
-from .preview import concept_sampler
+from .preview_sampler import concept_sampler
 from .prompts import PromptSource
 from .run import ConceptPlan, ConceptRun, as_config, concept_run, default_output_dir, train_concept
 

@@ -25,7 +25,7 @@ from ..unload import remove_adapter, requires_grad_flags
 from .class_images import class_images as generate_class_images
 from .data import SUBJECT_TEMPLATES, ConceptDataset, fill
 from .loss import ConceptTrainer
-from .preview import concept_sampler
+from .preview_sampler import concept_sampler
 from .prompts import PromptSource
 
 
