@@ -7,12 +7,14 @@ from .config import SVDiffConfig
 from .layer import NormShift, SpectralShift
 from .model import apply_svdiff, count_singular_values, svd_cache_dir, svd_factors, svdiff_param_groups
 from .pipeline import export_merged_unet, is_svdiff_folder, svdiff_artifacts_applied
+from .train import train_svdiff
 
 register_method(
     SVDiffConfig,
     apply_svdiff,
     domain="diffusion",
     task="personalize",
+    train=train_svdiff,
     spec=ArtifactSpec(
         recognize=is_svdiff_folder,
         loads_with="the merged UNet: UNet2DConditionModel.from_pretrained(folder)",
@@ -33,4 +35,5 @@ __all__ = [
     "svd_factors",
     "svdiff_artifacts_applied",
     "svdiff_param_groups",
+    "train_svdiff",
 ]
