@@ -24,11 +24,12 @@ from diffusers import ControlNetModel, UNet2DConditionModel
 from measure import step_memory  # benchmarks/measure.py, beside this script
 
 import diffusion
-from diffusion.control import ip_adapter
-from diffusion.control.controlnet import ControlNetConfig, build_controlnet
-from diffusion.control.t2i_adapter import T2IAdapterConfig, build_t2i_adapter
+from diffusion import ip_adapter
+from diffusion.control import control_method
 from diffusion.control.train import ControlledUNet
+from diffusion.controlnet import ControlNetConfig, build_controlnet
 from diffusion.denoise import denoising_loss, training_scheduler
+from diffusion.t2i_adapter import T2IAdapterConfig, build_t2i_adapter
 
 SD15_UNET = {
     "sample_size": 64,
@@ -84,9 +85,9 @@ class Stepper:
             ip_adapter.install(pipe, [ip_adapter.initial_state_dict(unet, 64)])
             for p in ip_adapter.ip_parameters(unet):
                 p.requires_grad_(True)
-        self.model = ControlledUNet(unet, "ip_adapter" if method == "full_unet" else method, control).to(
-            device
-        )
+        # Full fine-tuning calls the plain UNet (see `loss`); any method's residuals fill the wrapper.
+        residuals = control_method("ip_adapter" if method == "full_unet" else method).spec.residuals
+        self.model = ControlledUNet(unet, residuals, control).to(device)
         self.method = method
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.params, lr=1e-5)

@@ -34,11 +34,10 @@ import torch
 import torch.nn.functional as F
 
 import studio.world as world
-from vlm.base import cosine_lr, step_threads, train_epochs
-from vlm.classifier import FewShotCLIP
-from vlm.coop import CoOpHead, frozen
-from vlm.methods import METHODS
-from vlm.models import create_clip
+from studio.core import method_names
+from vlm import FewShotCLIP, create_clip
+from vlm.base import cosine_lr, frozen, step_threads, train_epochs
+from vlm.coop import CoOpHead
 
 TEMPLATES = ["a photo of a {}.", "a {}."]
 # a real CLIP's architecture (random weights, nothing downloaded) on a small support set: 4 classes x 4 shots
@@ -284,7 +283,9 @@ def main() -> None:
     )
     parser.add_argument("--shots", default="1,2,4,8,16")
     parser.add_argument(
-        "--methods", default=",".join(METHODS), help="comma-separated; options as method:key=value:…"
+        "--methods",
+        default=",".join(method_names("vlm", "fewshot")),
+        help="comma-separated; options as method:key=value:…",
     )
     parser.add_argument("--tasks", default="novel,digits")
     parser.add_argument("--test-per-class", type=int, default=50)

@@ -11,15 +11,18 @@ Example:
 
 from .adapter_folders import export_merged_unet
 from .artifacts import ArtifactInfo, ArtifactSpec, artifact_kinds, artifact_spec, read_artifact
-from .control import ControlNetConfig, IPAdapterConfig, T2IAdapterConfig, train_control
+from .control import train_control
+from .controlnet import ControlNetConfig
 from .custom_diffusion import CustomDiffusionConfig
 from .difffit import DiffFitConfig
 from .generate import SCHEDULERS, generate
 from .images import load_images
+from .ip_adapter import IPAdapterConfig
 from .lora import DiffusionLoRAConfig
 from .personalize import personalize
 from .pipeline import load_pipeline
 from .svdiff import SVDiffConfig
+from .t2i_adapter import T2IAdapterConfig
 from .textual_inversion import TextualInversionConfig
 
 __all__ = [

@@ -1,5 +1,5 @@
 """What every few-shot method shares: the frozen-CLIP context, the support set's cached features, the head
-interface, and a small training loop over cached features."""
+interface, the record each method registers, and a small training loop over cached features."""
 
 from __future__ import annotations
 
@@ -47,6 +47,21 @@ class ClipContext:
     def device(self) -> torch.device:
         """The model's device."""
         return self.text_weights.device
+
+
+@dataclass(frozen=True)
+class FewShotSpec:
+    """What `FewShotCLIP` needs to know about a few-shot method beyond its fit and restore functions (the
+    `spec` of its `studio.core.register_method` call).
+
+    Args:
+        needs_support: whether the fit uses support images at all (zero-shot does not).
+        augmented_views: `config -> number of augmented views of every support image the fit uses`
+            (encoded once and cached, like the plain view).
+    """
+
+    needs_support: bool = True
+    augmented_views: Callable[[Any], int] = lambda config: 0
 
 
 @dataclass
@@ -145,6 +160,19 @@ def step_threads(flops: float, device: torch.device) -> int | None:
         device: where the step runs.
     """
     return 1 if device.type == "cpu" and flops < SMALL_STEP_FLOPS else None
+
+
+@contextlib.contextmanager
+def frozen(model: nn.Module) -> Iterator[None]:
+    """Eval mode and no parameter gradients for `model`; restores both afterwards."""
+    flags, was_training = [p.requires_grad for p in model.parameters()], model.training
+    model.eval().requires_grad_(False)
+    try:
+        yield
+    finally:
+        model.train(was_training)
+        for param, flag in zip(model.parameters(), flags, strict=True):
+            param.requires_grad_(flag)
 
 
 @contextlib.contextmanager

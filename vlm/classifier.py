@@ -1,5 +1,5 @@
-"""`FewShotCLIP`: a few-shot classifier on a frozen open_clip model (zero-shot, linear probe, CoOp,
-Tip-Adapter, Tip-Adapter-F), saved as `adapter_config.json` + `adapter_model.safetensors`."""
+"""`FewShotCLIP`: a few-shot classifier on a frozen open_clip model (any method registered for domain "vlm":
+zero-shot, linear probe, CoOp, Tip-Adapter, Tip-Adapter-F, ...), saved as `adapter_config.json` + `adapter_model.safetensors`."""
 
 from __future__ import annotations
 
@@ -13,18 +13,29 @@ import torch
 from PIL import Image
 from torch import nn
 
-from studio.core import read_adapter_config, read_tensors, save_tensors, write_adapter_config
+from studio.core import (
+    Method,
+    MethodConfig,
+    get_method,
+    list_methods,
+    read_adapter_config,
+    read_tensors,
+    save_tensors,
+    write_adapter_config,
+)
 from studio.core.io import WEIGHTS_NAME
 from studio.engine import check_two_classes
 from studio.images import load_image
 
 from .base import ClipContext, Head, Support
 from .features import ImageFeatures, ImageLike
-from .methods import get_method, make_config
 from .templates import resolve_templates
 from .text import class_text_features
 
 FORMAT_VERSION = 1
+# fields that vlm configs inherited from AdapterConfig before they became plain MethodConfigs: classifiers
+# saved then still carry them, with no meaning for any few-shot method
+LEGACY_FIELDS = ("modules_to_save", "frozen_eval")
 
 
 class FewShotCLIP:
@@ -35,14 +46,20 @@ class FewShotCLIP:
             model (`"studio/shapes-clip"`); see `vlm.create_clip`.
         pretrained: pretrained tag or local checkpoint; None: random weights for open_clip architectures
             (the bundled model's own weights for `studio/...`).
-        method: `"zero_shot"`, `"linear_probe"`, `"coop"`, `"tip_adapter"` or `"tip_adapter_f"`.
+        method: a registered few-shot method: `"zero_shot"`, `"linear_probe"`, `"coop"`, `"tip_adapter"`,
+            `"tip_adapter_f"`, ... (`studio.core.method_names("vlm", "fewshot")`); None: the method of
+            `config`, or `"tip_adapter"`.
         templates: `"ensemble"` (open_clip's 80 ImageNet prompts), `"simple"`, `"single"`, or a list of
             strings with one `{}`.
         device: where the model runs; defaults to the CPU.
         cache_dir: disk cache of image features; None: `$STUDIO_CACHE/clip-features` or
             `~/.cache/adaptation-studio/clip-features`; False: memory only.
         seed: seed of the validation split, augmentations, initialisation and batches.
+        config: the method's config (e.g. `vlm.CoOpConfig(n_ctx=16)`), instead of `**options`.
         **options: fields of the method's config (e.g. `n_ctx=16` for CoOp, `augment_views=10`).
+
+    Raises:
+        ValueError: an unknown method or option, an invalid option value, or a `config` of another method.
 
     Example:
         >>> clf = FewShotCLIP("studio/shapes-clip", method="tip_adapter")
@@ -53,21 +70,20 @@ class FewShotCLIP:
         self,
         model_name: str,
         pretrained: bool | str | os.PathLike | None = None,
-        method: str = "tip_adapter",
+        method: str | None = None,
         *,
         templates: str | Sequence[str] = "ensemble",
         device: str | torch.device | None = None,
         cache_dir: str | os.PathLike | None | bool = None,
         seed: int = 0,
+        config: MethodConfig | None = None,
         **options: Any,
     ) -> None:
         from .models import create_clip
 
-        make_config(method, options)  # fail on a bad method or option before building the model
+        chosen = method_and_config(method, config, options)  # a bad one fails before the model is built
         model, preprocess, tokenizer = create_clip(model_name, pretrained=pretrained, device=device)
-        self._setup(
-            model, preprocess, tokenizer, model_name, pretrained, method, templates, cache_dir, seed, options
-        )
+        self._setup(model, preprocess, tokenizer, model_name, pretrained, chosen, templates, cache_dir, seed)
 
     @classmethod
     def from_model(
@@ -78,10 +94,11 @@ class FewShotCLIP:
         *,
         model_id: str | None = None,
         pretrained: bool | str | None = None,
-        method: str = "tip_adapter",
+        method: str | None = None,
         templates: str | Sequence[str] = "ensemble",
         cache_dir: str | os.PathLike | None | bool = None,
         seed: int = 0,
+        config: MethodConfig | None = None,
         **options: Any,
     ) -> FewShotCLIP:
         """A classifier on an already built `(model, preprocess, tokenizer)` triple.
@@ -97,21 +114,18 @@ class FewShotCLIP:
             templates: see `FewShotCLIP`.
             cache_dir: see `FewShotCLIP`.
             seed: see `FewShotCLIP`.
+            config: see `FewShotCLIP`.
             **options: fields of the method's config.
         """
         clf = cls.__new__(cls)
         model_id = model_id or getattr(model, "base_model_id", None) or type(model).__name__
         pretrained = pretrained if pretrained is not None else getattr(model, "base_pretrained", None)
-        clf._setup(
-            model, preprocess, tokenizer, model_id, pretrained, method, templates, cache_dir, seed, options
-        )
+        chosen = method_and_config(method, config, options)
+        clf._setup(model, preprocess, tokenizer, model_id, pretrained, chosen, templates, cache_dir, seed)
         return clf
 
-    def _setup(
-        self, model, preprocess, tokenizer, model_id, pretrained, method, templates, cache_dir, seed, options
-    ):
-        self.method = get_method(method)
-        self.config = make_config(method, options)
+    def _setup(self, model, preprocess, tokenizer, model_id, pretrained, chosen, templates, cache_dir, seed):
+        self.method, self.config = chosen
         self.templates = resolve_templates(templates)
         self.model, self.preprocess, self.tokenizer = model.eval(), preprocess, tokenizer
         self.model_id, self.seed = model_id, seed
@@ -172,23 +186,23 @@ class FewShotCLIP:
         if len(pictures) != len(index):
             raise ValueError(f"got {len(pictures)} images but {len(index)} labels")
         support = None
-        if self.method.needs_support or pictures:
+        if self.method.spec.needs_support or pictures:
             counts = torch.bincount(index, minlength=len(classnames))
-            if self.method.needs_support and int(counts.min()) == 0:
+            if self.method.spec.needs_support and int(counts.min()) == 0:
                 empty = [name for name, count in zip(classnames, counts.tolist(), strict=True) if count == 0]
                 raise ValueError(
                     f"class(es) {empty} have no images; {self.method.name} needs at least one per class"
                 )
-            if self.method.needs_support:
+            if self.method.spec.needs_support:
                 check_two_classes(index.tolist(), classnames)
             support = Support(self.features.encode(pictures), index, self._views(pictures))
         ctx = self._context(classnames)
-        self.head = self.method.fit(ctx, support, self.config).eval()
+        self.head = self.method.train(ctx, support, self.config).eval()
         self.classnames, self._ctx = classnames, ctx
         return self
 
     def _views(self, pictures: list[Image.Image]) -> torch.Tensor | None:
-        count = self.method.augmented_views(self.config)
+        count = self.method.spec.augmented_views(self.config)
         if count == 0:
             return None
         return torch.stack(
@@ -250,7 +264,7 @@ class FewShotCLIP:
         save_tensors(path / WEIGHTS_NAME, tensors, metadata={"format": "pt"})
         write_adapter_config(
             path,
-            self.method.name,
+            self.method.qualified_name,
             self.config.to_dict(),
             self.model_id,
             metadata={
@@ -300,7 +314,7 @@ class FewShotCLIP:
             templates=record["templates"],
             cache_dir=cache_dir,
             seed=record.get("seed", 0),
-            **data["config"],
+            **{k: v for k, v in data["config"].items() if k not in LEGACY_FIELDS},
         )
         recorded = record.get("base_fingerprint")
         if recorded and recorded != clf.features.fingerprint:
@@ -314,9 +328,51 @@ class FewShotCLIP:
         tensors = {name: tensor.to(clf.device) for name, tensor in weights.items()}
         ctx = clf._context(record["classnames"], text_weights=tensors["text_weights"])
         head_tensors = {k.removeprefix("head."): v for k, v in tensors.items() if k.startswith("head.")}
-        clf.head = clf.method.restore(ctx, clf.config, head_tensors, record.get("hyperparameters", {})).eval()
+        clf.head = clf.method.load(ctx, clf.config, head_tensors, record.get("hyperparameters", {})).eval()
         clf.classnames, clf._ctx = list(record["classnames"]), ctx
         return clf
+
+
+def fewshot_method(name: str) -> Method:
+    """The registered few-shot method called `name`.
+
+    Raises:
+        ValueError: an unknown name; the message lists the known ones.
+    """
+    try:
+        return get_method(name, "vlm")
+    except KeyError as err:  # a bad argument value, as every other bad argument of FewShotCLIP
+        raise ValueError(err.args[0]) from None
+
+
+def method_and_config(
+    method: str | None, config: MethodConfig | None, options: dict[str, Any]
+) -> tuple[Method, MethodConfig]:
+    """The few-shot method and its validated config, from a name and keyword options or from a config.
+
+    Args:
+        method: the method's name; None: `config`'s method, or `"tip_adapter"`.
+        config: the method's config, or None to build it from `options`.
+        options: config field values (only without `config`).
+
+    Raises:
+        ValueError: an unknown method or option (the message lists the known ones), an invalid value, both
+            `config` and options, or a `config` that is not of `method` or of no few-shot method.
+    """
+    if config is None:
+        chosen = fewshot_method(method or "tip_adapter")
+        return chosen, chosen.config_cls.from_dict(options)
+    if options:
+        raise ValueError(
+            f"pass the method's options in config= or as keywords, not both (got {sorted(options)})"
+        )
+    chosen = next((m for m in list_methods("vlm") if type(config) is m.config_cls), None)
+    if chosen is None or method not in (None, chosen.name):
+        raise ValueError(
+            f"config is a {type(config).__name__}, not the config of few-shot method {method or '(any)'!r}; "
+            f"pass the config class of the method (see studio.core.method_configs('vlm'))"
+        )
+    return chosen, config
 
 
 def _load_all(images: Sequence[ImageLike] | ImageLike) -> list[Image.Image]:

@@ -1,26 +1,45 @@
-"""Control methods: ControlNet, T2I-Adapter and IP-Adapter, trained by `train_control` and sampled through
-`sampling.prepare` (which `diffusion.generate` calls for control artifacts).
+"""The plumbing every control method shares: the `ControlConfig` base, each method's `ControlSpec`, dataset
+reading, the `train_control` loop, the training previews, the image encoder and sampling (`prepare`, which
+`diffusion.generate` calls for control artifacts).
+
+The methods themselves live in their own folders (`diffusion.controlnet`, `diffusion.t2i_adapter`,
+`diffusion.ip_adapter`) and register with `studio.core.register_method(..., task="control", spec=ControlSpec(...))`.
 
 Example:
     >>> import diffusion
     >>> art = diffusion.train_control(pipe, "data/pairs", method="controlnet", condition="canny", steps=5000)
 """
 
-from .controlnet import ControlNetConfig
+from .config import ControlConfig
 from .image_encoder import ImageEncoder, load_image_encoder
-from .ip_adapter import IPAdapterConfig
 from .sampling import prepare, release
-from .t2i_adapter import T2IAdapterConfig
-from .train import CONFIGS, train_control
+from .spec import (
+    BuiltControl,
+    ControlPipeline,
+    ControlSetup,
+    ControlSpec,
+    LoadedControl,
+    control_method,
+    control_methods,
+    pretrained_loader,
+    save_pretrained,
+)
+from .train import train_control
 
 __all__ = [
-    "CONFIGS",
-    "ControlNetConfig",
-    "IPAdapterConfig",
+    "BuiltControl",
+    "ControlConfig",
+    "ControlPipeline",
+    "ControlSetup",
+    "ControlSpec",
     "ImageEncoder",
-    "T2IAdapterConfig",
+    "LoadedControl",
+    "control_method",
+    "control_methods",
     "load_image_encoder",
     "prepare",
+    "pretrained_loader",
     "release",
+    "save_pretrained",
     "train_control",
 ]

@@ -11,18 +11,17 @@ from collections.abc import Callable
 import torch
 from diffusers import StableDiffusionPipeline
 from PIL import Image
-from torch import nn
 
 from .dataset import ControlExample
-from .sampling import LoadedControl, build_call
+from .sampling import build_call
+from .spec import BuiltControl, LoadedControl
 
 
 def control_sampler(
     pipe: StableDiffusionPipeline,
     method: str,
-    control: nn.Module | None,
+    control: BuiltControl,
     example: ControlExample,
-    encoder=None,
     steps: int = 20,
     seed: int = 0,
     num_samples: int = 2,
@@ -35,9 +34,8 @@ def control_sampler(
     Args:
         pipe: the base pipeline.
         method: the control method.
-        control: the ControlNet / T2I-Adapter being trained (None for IP-Adapter, installed in the UNet).
+        control: the control being trained (a control that lives in the UNet is already installed there).
         example: the training pair to preview (its caption, condition and image).
-        encoder: the IP-Adapter's image encoder.
         steps: sampling steps.
         seed: first sample's seed.
         num_samples: samples per preview.
@@ -46,9 +44,9 @@ def control_sampler(
     Returns:
         The function.
     """
-    loaded = LoadedControl(method, control, image_encoder=encoder)
-    # An IP-Adapter is guided by the training image itself; ControlNets and T2I-Adapters by its condition.
-    by_image = method == "ip_adapter"
+    loaded = LoadedControl(method, control.module, image_encoder=control.image_encoder)
+    # A reference-guided control is guided by the training image itself, the others by its condition.
+    by_image = loaded.spec.reference
     guide = example.image if by_image else example.condition
 
     def sample() -> list[Image.Image]:

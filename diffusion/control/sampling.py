@@ -1,117 +1,37 @@
 """Sampling with control artifacts: the stock diffusers pipeline to call and the arguments it needs.
 
-ControlNets run in `StableDiffusionControlNetPipeline` (several in a `MultiControlNetModel`), T2I-Adapters in
-`StableDiffusionAdapterPipeline` (several in a `MultiAdapter`), both built from the base pipeline's own
-components, so Textual Inversion tokens and SVDiff shifts loaded into it stay in effect. IP-Adapters are
-loaded into the shared UNet with the stock `load_ip_adapter` and fed `ip_adapter_image_embeds` from our
-image encoder. A raw photo given as control image goes through the extractor recorded in the artifact.
+Condition-guided controls (ControlNet, T2I-Adapter) run in their method's stock pipeline (several of one
+method joined by its multi wrapper), built from the base pipeline's own components, so Textual Inversion
+tokens and SVDiff shifts loaded into it stay in effect. Controls that live in the UNet (IP-Adapter) are
+installed into the shared UNet by their method and fed the embeddings of their reference images from the
+shared image encoder. A raw photo given as control image goes through the extractor recorded in the artifact.
+What differs between methods comes from each method's `ControlSpec`.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import torch
-from diffusers import (
-    ControlNetModel,
-    MultiAdapter,
-    MultiControlNetModel,
-    StableDiffusionAdapterPipeline,
-    StableDiffusionControlNetPipeline,
-    StableDiffusionPipeline,
-    T2IAdapter,
-)
+from diffusers import StableDiffusionPipeline
 from PIL import Image
 
 from ..artifacts import ArtifactInfo, check_artifact, read_artifact
 from ..conditions import extract_condition
 from ..images import ImageInput, load_images, pipeline_resolution
-from . import ip_adapter
 from .image_encoder import ImageEncoder, load_image_encoder
+from .spec import LoadedControl, control_methods, load_control
 
-CONSUMED = (
-    "guidance_scale",
-    "height",
-    "width",
-    "extract",
-    "controlnet_conditioning_scale",
-    "adapter_conditioning_scale",
-    "ip_adapter_scale",
-)
-"""Keyword arguments `prepare` reads itself (the caller passes the first three to the pipeline call too)."""
+PASSED_ON = ("guidance_scale", "height", "width")
+"""Keyword arguments `prepare` reads and the caller passes to the pipeline call too."""
 
 
-SPATIAL_PIPELINES = {
-    "controlnet": (
-        StableDiffusionControlNetPipeline,
-        "controlnet",
-        "controlnet_conditioning_scale",
-        MultiControlNetModel,
-    ),
-    "t2i_adapter": (StableDiffusionAdapterPipeline, "adapter", "adapter_conditioning_scale", MultiAdapter),
-}
-"""Per spatial control kind: the stock pipeline, its module argument, its scale argument, the multi wrapper."""
-
-
-@dataclass
-class LoadedControl:
-    """One control ready for sampling.
-
-    Args:
-        kind: `"controlnet"`, `"t2i_adapter"` or `"ip_adapter"`.
-        module: the ControlNet or T2I-Adapter; for an IP-Adapter its nested state dict, or None when it is
-            already installed in the UNet (previews during training).
-        scale: default strength (conditioning scale, adapter weight or IP-Adapter scale).
-        condition: the extractor that turns a photo into this control's condition (None: use images as given).
-        condition_params: the extractor's parameters.
-        image_encoder: the IP-Adapter's image encoder spec as recorded; `prepare` replaces it by the loaded
-            `ImageEncoder`, which `build_call` needs.
-    """
-
-    kind: str
-    module: Any
-    scale: float = 1.0
-    condition: str | None = None
-    condition_params: dict[str, Any] = field(default_factory=dict)
-    image_encoder: Any = None
-
-
-def load_control(info: ArtifactInfo, device: torch.device, dtype: torch.dtype) -> LoadedControl:
-    """Load a control artifact with the stock diffusers loaders.
-
-    Args:
-        info: the artifact (`diffusion.artifacts.read_artifact`).
-        device: the pipeline's device.
-        dtype: the pipeline's UNet dtype.
-
-    Returns:
-        The loaded control with the scale, extractor and image encoder its record names.
-    """
-    hyper, extra = info.hyperparameters, info.extra
-    if info.kind == "controlnet":
-        module = ControlNetModel.from_pretrained(info.path, local_files_only=True, torch_dtype=dtype).to(
-            device
-        )
-    elif info.kind == "t2i_adapter":
-        module = T2IAdapter.from_pretrained(info.path, local_files_only=True, torch_dtype=dtype).to(device)
-    elif info.kind != "ip_adapter":
-        raise ValueError(
-            f"{info.path} is a {info.kind} artifact, not a control (ControlNet, T2I-Adapter, IP-Adapter)"
-        )
-    else:
-        folder = info.path.parent if info.path.is_file() else info.path
-        module = ip_adapter.read_ip_adapter(folder)
-    return LoadedControl(
-        kind=info.kind,
-        module=module,
-        scale=float(hyper.get("scale", 1.0)),
-        condition=extra.get("condition"),
-        condition_params=dict(extra.get("condition_params") or {}),
-        image_encoder=extra.get("image_encoder"),
-    )
+def consumed() -> tuple[str, ...]:
+    """Keyword arguments `prepare` reads itself: `PASSED_ON`, `extract`, and every control method's scale
+    argument (`ControlSpec.scale_key`)."""
+    return (*PASSED_ON, "extract", *(m.spec.scale_key for m in control_methods()))
 
 
 def condition_image(
@@ -141,6 +61,16 @@ def _per_control(value: Any, count: int, what: str) -> list[Any]:
     return values
 
 
+def _names(reference: bool) -> str:
+    return " / ".join(m.name for m in control_methods() if m.spec.reference == reference)
+
+
+def _one_kind(controls: list[LoadedControl]) -> None:
+    kinds = sorted({c.kind for c in controls})
+    if len(kinds) > 1:
+        raise ValueError(f"{' and '.join(kinds)} artifacts cannot be combined in one call; use one kind")
+
+
 def build_call(
     pipe: StableDiffusionPipeline,
     controls: Sequence[LoadedControl],
@@ -152,60 +82,79 @@ def build_call(
 ) -> tuple[StableDiffusionPipeline, dict[str, Any]]:
     """The pipeline to call and its extra arguments for loaded controls (see `prepare`).
 
-    IP-Adapters must already be installed in `pipe.unet` (`prepare` installs them; training previews sample
-    the one being trained).
+    Controls that live in the UNet must already be installed there (`prepare` installs them; training
+    previews sample the one being trained).
 
     Args:
         pipe: the base pipeline.
         controls: the loaded controls.
-        control_image: image(s) for the ControlNets / T2I-Adapters (one, or one per such control, in order).
-        ip_image: reference image(s) for the IP-Adapters (one, or one per IP-Adapter).
+        control_image: image(s) for the condition-guided controls (one, or one per such control, in order).
+        ip_image: reference image(s) for the reference-guided controls (one, or one per such control).
         extract: apply each control's recorded extractor to its control image.
-        **kw: the call's other arguments; `guidance_scale`, `height`, `controlnet_conditioning_scale`,
-            `adapter_conditioning_scale` and `ip_adapter_scale` are read here.
+        **kw: the call's other arguments; `guidance_scale`, `height` and the methods' scale arguments
+            (`controlnet_conditioning_scale`, `adapter_conditioning_scale`, `ip_adapter_scale`) are read here.
 
     Returns:
         `(pipeline, extra_call_kwargs)`.
     """
-    spatial = [c for c in controls if c.kind in ("controlnet", "t2i_adapter")]
-    ips = [c for c in controls if c.kind == "ip_adapter"]
-    if len({c.kind for c in spatial}) > 1:
-        raise ValueError("ControlNet and T2I-Adapter artifacts cannot be combined in one call; use one kind")
-    if ips and spatial and spatial[0].kind == "t2i_adapter":
-        raise ValueError(
-            "diffusers' StableDiffusionAdapterPipeline has no IP-Adapter support; combine an IP-Adapter with "
-            "ControlNets (or with TI/SVDiff) instead"
-        )
+    spatial = [c for c in controls if not c.spec.reference]
+    references = [c for c in controls if c.spec.reference]
+    _one_kind(spatial)
+    _one_kind(references)
     if control_image is not None and not spatial:
-        raise ValueError("control_image was given but no ControlNet / T2I-Adapter artifact uses it")
-    if ip_image is not None and not ips:
-        raise ValueError("ip_image was given but no IP-Adapter artifact uses it")
-    extra: dict[str, Any] = {}
-    target = pipe
+        raise ValueError(f"control_image was given but no {_names(reference=False)} artifact uses it")
+    if ip_image is not None and not references:
+        raise ValueError(f"ip_image was given but no {_names(reference=True)} artifact uses it")
+    target, extra = pipe, {}
     if spatial:
-        if control_image is None:
-            raise ValueError(
-                f"a {spatial[0].kind} artifact needs control_image= (a condition image or a photo)"
-            )
-        size = kw.get("height") or pipeline_resolution(pipe)
-        images = [
-            condition_image(c, image, size, extract)
-            for c, image in zip(
-                spatial, _per_control(control_image, len(spatial), "control images"), strict=True
-            )
-        ]
-        pipeline_cls, module_key, scale_key, combine = SPATIAL_PIPELINES[spatial[0].kind]
-        scales = _per_control(kw.get(scale_key, [c.scale for c in spatial]), len(spatial), "scales")
-        modules = [c.module for c in spatial]
-        module = modules[0] if len(modules) == 1 else combine(modules)
-        target = _rebuild(pipeline_cls, pipe, **{module_key: module})
-        extra[scale_key] = scales[0] if len(modules) == 1 else scales
-        extra["image"] = images[0] if len(images) == 1 else images
-    elif ips:
+        target, extra = _condition_call(pipe, spatial, control_image, extract, kw)
+    elif references:
         target = _rebuild(StableDiffusionPipeline, pipe)
-    if ips:
-        extra["ip_adapter_image_embeds"] = _ip_embeds(target, ips, ip_image, kw)
+    if references:
+        extra.update(_reference_call(target, references, ip_image, kw))
     return target, extra
+
+
+def _scales(controls: list[LoadedControl], kw: dict[str, Any]) -> list[float]:
+    """One strength per control: the call's override (`ControlSpec.scale_key`) or each recorded default."""
+    given = kw.get(controls[0].spec.scale_key, [c.scale for c in controls])
+    return _per_control(given, len(controls), "scales")
+
+
+def _condition_call(
+    pipe: StableDiffusionPipeline,
+    controls: list[LoadedControl],
+    control_image: Any,
+    extract: bool,
+    kw: dict[str, Any],
+) -> tuple[StableDiffusionPipeline, dict[str, Any]]:
+    """The method's stock pipeline on `pipe`'s components and its call arguments, for condition-guided controls
+    of one method."""
+    if control_image is None:
+        raise ValueError(f"a {controls[0].kind} artifact needs control_image= (a condition image or a photo)")
+    spec = controls[0].spec
+    size = kw.get("height") or pipeline_resolution(pipe)
+    given = _per_control(control_image, len(controls), "control images")
+    images = [condition_image(c, image, size, extract) for c, image in zip(controls, given, strict=True)]
+    scales, modules = _scales(controls, kw), [c.module for c in controls]
+    single = len(controls) == 1
+    module = modules[0] if single else spec.pipeline.combine(modules)
+    target = _rebuild(spec.pipeline.cls, pipe, **{spec.pipeline.module_key: module})
+    return target, {spec.scale_key: scales[0] if single else scales, "image": images[0] if single else images}
+
+
+def _reference_call(
+    target: StableDiffusionPipeline, controls: list[LoadedControl], ip_image: Any, kw: dict[str, Any]
+) -> dict[str, Any]:
+    """The call arguments for reference-guided controls of one method (`ControlSpec.call_kwargs`)."""
+    if ip_image is None:
+        raise ValueError(f"a {controls[0].kind} artifact needs ip_image= (the reference image)")
+    pictures = [
+        load_images([image], pipeline_resolution(target))[0]  # as the training images were
+        for image in _per_control(ip_image, len(controls), "ip images")
+    ]
+    guidance = kw.get("guidance_scale", 7.5)
+    return controls[0].spec.call_kwargs(target, controls, pictures, _scales(controls, kw), guidance)
 
 
 def _rebuild(cls: type, pipe: StableDiffusionPipeline, **modules: Any) -> StableDiffusionPipeline:
@@ -217,23 +166,6 @@ def _rebuild(cls: type, pipe: StableDiffusionPipeline, **modules: Any) -> Stable
     target = cls(**components, **modules)
     target.set_progress_bar_config(**getattr(pipe, "_progress_bar_config", {}))
     return target
-
-
-def _ip_embeds(target, ips: list[LoadedControl], ip_image: Any, kw: dict) -> list[torch.Tensor]:
-    if ip_image is None:
-        raise ValueError("an ip_adapter artifact needs ip_image= (the reference image)")
-    target.set_ip_adapter_scale(
-        _per_control(kw.get("ip_adapter_scale", [c.scale for c in ips]), len(ips), "scales")
-    )
-    guided = kw.get("guidance_scale", 7.5) > 1 and target.unet.config.time_cond_proj_dim is None
-    embeds = []
-    for control, image in zip(ips, _per_control(ip_image, len(ips), "ip images"), strict=True):
-        encoder = control.image_encoder  # loaded by `prepare` (or the trainer's own, for previews)
-        (picture,) = load_images([image], pipeline_resolution(target))  # as the training images were
-        embedding = encoder([picture])[:, None].to(target.unet.dtype)  # [1 image, 1, D]
-        # The stock pipeline's unconditional image input is a zero embedding, as dropped in training.
-        embeds.append(torch.cat([torch.zeros_like(embedding), embedding]) if guided else embedding)
-    return embeds
 
 
 @dataclass
@@ -260,8 +192,8 @@ def prepare(
 ) -> PreparedCall:
     """The pipeline to call for a set of control artifacts, the extra arguments for that call, and a cleanup.
 
-    IP-Adapters are loaded into the shared UNet here and taken out by the cleanup; each distinct image
-    encoder they name is loaded once.
+    Controls that live in the UNet (IP-Adapters) are installed into the shared UNet here and taken out by
+    the cleanup; each distinct image encoder the reference-guided controls name is loaded once.
 
     Args:
         pipe: the base pipeline (with any personalization already applied).
@@ -280,7 +212,8 @@ def prepare(
 
     Raises:
         ValueError: for an artifact of another kind or base model, a missing control/reference image,
-            ControlNets mixed with T2I-Adapters, or a wrong number of images or scales.
+            controls of two condition-guided methods (ControlNets mixed with T2I-Adapters), or a wrong number of
+            images or scales.
     """
     check = kw.pop("check_base_model", True)
     base = getattr(pipe, "base_model_id", None) if check else None
@@ -292,30 +225,34 @@ def prepare(
         if not info.is_control:
             raise ValueError(f"{info.path} is a {info.kind} artifact; expected a control artifact")
     controls = [load_control(info, pipe.unet.device, pipe.unet.dtype) for info in infos]
-    ips = [c for c in controls if c.kind == "ip_adapter"]
     encoders: dict[str, ImageEncoder] = {}
-    for control in ips:
+    for control in controls:
         spec = control.image_encoder
-        if not isinstance(spec, ImageEncoder):
+        if control.spec.reference and not isinstance(spec, ImageEncoder):
             key = str(spec)  # None (the default tower) included
             if key not in encoders:
                 encoders[key] = load_image_encoder(spec, device=pipe.unet.device)
             control.image_encoder = encoders[key]
-    if ips:
-        ip_adapter.install(pipe, [c.module for c in ips])
+    installed = [c for c in controls if c.spec.install is not None]
     try:
+        _one_kind(installed)
+        if installed:
+            installed[0].spec.install(pipe, [c.module for c in installed])
         target, extra = build_call(pipe, controls, control_image, ip_image, **kw)
     except BaseException:
         release(pipe)
         raise
-    passthrough = {k: v for k, v in kw.items() if k not in CONSUMED}
-    return PreparedCall(target, {**passthrough, **extra}, (lambda: release(pipe)) if ips else (lambda: None))
+    passthrough = {k: v for k, v in kw.items() if k not in consumed()}
+    cleanup = (lambda: release(pipe)) if installed else (lambda: None)
+    return PreparedCall(target, {**passthrough, **extra}, cleanup)
 
 
 def release(pipe: StableDiffusionPipeline) -> None:
-    """Remove IP-Adapters that `prepare` loaded into `pipe.unet` (a no-op when there are none).
+    """Take out of `pipe.unet` the controls that `prepare` installed there (a no-op when there are none).
 
     Args:
         pipe: the base pipeline.
     """
-    ip_adapter.uninstall(pipe)
+    for method in control_methods():
+        if method.spec.release is not None:
+            method.spec.release(pipe)

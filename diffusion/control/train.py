@@ -21,40 +21,33 @@ from torch.utils.data import Dataset
 
 from studio.engine import Callback, check_count, train
 
-from ..artifacts import artifact_metadata, base_model_of, safetensors_metadata, write_artifact_info
+from ..artifacts import artifact_metadata, base_model_of, write_artifact_info
 from ..denoise import cubic_timesteps, denoising_loss, training_scheduler
 from ..images import images_to_tensor, pipeline_resolution
 from ..latents import LatentCache, PromptCache, encode_latents
 from ..previews import PreviewCallback
 from ..unload import frozen
-from . import ip_adapter
 from .config import ControlConfig
-from .controlnet import ControlNetConfig, build_controlnet, controlnet_residuals, save_controlnet
 from .dataset import read_control_folder
-from .image_encoder import ImageEncoder, load_image_encoder
 from .preview_sampler import control_sampler
-from .t2i_adapter import T2IAdapterConfig, adapter_residuals, build_t2i_adapter, save_t2i_adapter
-
-CONFIGS: dict[str, type[ControlConfig]] = {
-    "controlnet": ControlNetConfig,
-    "t2i_adapter": T2IAdapterConfig,
-    "ip_adapter": ip_adapter.IPAdapterConfig,
-}
+from .spec import ControlSetup, control_method
 
 
 class ControlledUNet(nn.Module):
     """The frozen UNet with a trainable control: `forward(noisy, t, text, condition, image_embeds)`.
 
     Args:
-        unet: the frozen UNet (for IP-Adapter, with the adapter installed).
-        method: `"controlnet"`, `"t2i_adapter"` or `"ip_adapter"`.
-        control: the ControlNet or T2I-Adapter (None for IP-Adapter, whose layers live in the UNet).
+        unet: the frozen UNet (with the control installed, for a control that lives in it).
+        residuals: the method's `ControlSpec.residuals`, giving the UNet call's control arguments.
+        control: the trained network beside the UNet (None for a control that lives in it).
     """
 
-    def __init__(self, unet: nn.Module, method: str, control: nn.Module | None) -> None:
+    def __init__(
+        self, unet: nn.Module, residuals: Callable[..., dict[str, Any]], control: nn.Module | None
+    ) -> None:
         super().__init__()
         self.unet = unet
-        self.method = method
+        self.residuals = residuals
         self.control = control
 
     def forward(
@@ -65,13 +58,8 @@ class ControlledUNet(nn.Module):
         condition: torch.Tensor | None = None,
         image_embeds: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The UNet's prediction with the control applied (see each method's residual function)."""
-        if self.method == "controlnet":
-            kwargs = controlnet_residuals(self.control, noisy, timesteps, text, condition)
-        elif self.method == "t2i_adapter":
-            kwargs = adapter_residuals(self.control, condition.to(noisy.dtype))
-        else:
-            kwargs = {"added_cond_kwargs": {"image_embeds": [image_embeds[:, None].to(noisy.dtype)]}}
+        """The UNet's prediction with the control applied (by the method's `ControlSpec.residuals`)."""
+        kwargs = self.residuals(self.control, noisy, timesteps, text, condition, image_embeds)
         return self.unet(noisy, timesteps, encoder_hidden_states=text, **kwargs).sample
 
 
@@ -115,31 +103,6 @@ def _condition_tensor(images: list) -> torch.Tensor:
     return torch.from_numpy(array).permute(0, 3, 1, 2).contiguous()
 
 
-def _new_control(
-    pipe: StableDiffusionPipeline,
-    method: str,
-    config: ControlConfig,
-    images: list[Image.Image],
-    image_encoder: Any,
-    flip: bool,
-) -> tuple[nn.Module | None, ImageEncoder | None, torch.Tensor | None]:
-    """The freshly initialised control, and for IP-Adapter its image encoder and the images' embeddings.
-
-    An IP-Adapter is installed into `pipe.unet` (trainable) and has no separate module.
-    """
-    if method == "controlnet":
-        return build_controlnet(pipe.unet, config, pipe.vae_scale_factor), None, None
-    if method == "t2i_adapter":
-        return build_t2i_adapter(pipe.unet, config, pipe.vae_scale_factor, in_channels=3), None, None
-    encoder = load_image_encoder(image_encoder, device=pipe.unet.device)
-    mirrored = [image.transpose(Image.Transpose.FLIP_LEFT_RIGHT) for image in images] if flip else []
-    embeds = encoder(images + mirrored).cpu()  # one per latent-cache entry, mirror images included
-    ip_adapter.install(pipe, [ip_adapter.initial_state_dict(pipe.unet, encoder.embed_dim)])
-    for p in ip_adapter.ip_parameters(pipe.unet):
-        p.requires_grad_(True)
-    return None, encoder, embeds
-
-
 def train_control(
     pipe: StableDiffusionPipeline,
     dataset_dir: str | os.PathLike,
@@ -170,10 +133,10 @@ def train_control(
         pipe: the base pipeline (`diffusion.load_pipeline`); it is left unchanged.
         dataset_dir: images with captions and, for ControlNet/T2I-Adapter, condition images or `condition=`
             (layout: `diffusion.control.dataset`).
-        method: `"controlnet"`, `"t2i_adapter"` or `"ip_adapter"`.
+        method: a registered control method: `"controlnet"`, `"t2i_adapter"` or `"ip_adapter"`.
         condition: extractor deriving conditions from the images (`"canny"`, `"sketch"`, `"grayscale"`,
             `"mask"`); None reads condition images from the folder. Recorded, so `generate` applies it to a
-            photo. Ignored for IP-Adapter.
+            photo. Ignored for methods guided by a reference image (IP-Adapter).
         steps: optimizer steps.
         output_dir: the artifact folder (checkpoints go to `output_dir/checkpoints`).
         config: the method's config (`ControlNetConfig`, `T2IAdapterConfig`, `IPAdapterConfig`) or a dict of
@@ -201,18 +164,18 @@ def train_control(
     Raises:
         ValueError: for an unknown method, a bad config, or a dataset without usable pairs.
     """
-    if method not in CONFIGS:
-        raise ValueError(f"unknown control method {method!r}; choose one of {sorted(CONFIGS)}")
-    config_cls = CONFIGS[method]
+    registered = control_method(method)
+    spec, config_cls = registered.spec, registered.config_cls
     config = config_cls.from_dict(config) if isinstance(config, dict) else (config or config_cls())
     if not isinstance(config, config_cls):
         raise ValueError(f"method {method!r} takes a {config_cls.__name__}, got {type(config).__name__}")
     check_count("steps", steps)
     check_count("batch_size", batch_size)
-    is_ip = method == "ip_adapter"
-    condition = None if is_ip else condition
+    condition = None if spec.reference else condition
     size = pipeline_resolution(pipe)
-    examples = read_control_folder(dataset_dir, size, condition, condition_params, need_condition=not is_ip)
+    examples = read_control_folder(
+        dataset_dir, size, condition, condition_params, need_condition=not spec.reference
+    )
     output_dir = Path(output_dir)
     unet = pipe.unet
 
@@ -221,20 +184,20 @@ def train_control(
         latents = encode_latents(pipe.vae, images_to_tensor(images), flip=flip)
         prompts = PromptCache(pipe.tokenizer, pipe.text_encoder)
         text = prompts([e.caption for e in examples]).cpu()
-        conditions = None if is_ip else _condition_tensor([e.condition for e in examples])
+        conditions = None if spec.reference else _condition_tensor([e.condition for e in examples])
         torch.manual_seed(seed)  # the control's random initialisation
-        control, encoder, embeds = _new_control(pipe, method, config, images, image_encoder, flip)
+        control = spec.build(pipe, config, ControlSetup(images, flip, image_encoder))
         try:
-            model = ControlledUNet(unet, method, control)
-            data = ControlSamples(latents, text, conditions, embeds)
+            model = ControlledUNet(unet, spec.residuals, control.module)
+            data = ControlSamples(latents, text, conditions, control.image_embeds)
             scheduler = training_scheduler(pipe)
             empty = prompts([""]).cpu()
             sampler = cubic_timesteps if getattr(config, "early_timesteps", False) else None
 
             def loss_fn(wrapped: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
                 text_batch, embeds_batch = batch["text"], batch.get("image_embeds")
-                if is_ip:
-                    text_batch, embeds_batch = ip_adapter.drop_conditions(
+                if spec.drop is not None:
+                    text_batch, embeds_batch = spec.drop(
                         text_batch, embeds_batch, empty.to(text_batch.device), config
                     )
 
@@ -245,7 +208,7 @@ def train_control(
 
             preview = []
             if preview_every:
-                sample_fn = control_sampler(pipe, method, control, examples[0], encoder, preview_steps, seed)
+                sample_fn = control_sampler(pipe, method, control, examples[0], preview_steps, seed)
                 preview = [PreviewCallback(sample_fn, preview_every, output_dir / "previews", on_preview)]
             result = train(
                 model,
@@ -270,15 +233,12 @@ def train_control(
                 "resolution": size,
                 "condition": condition,
                 "condition_params": dict(condition_params or {}) if condition else {},
-                "image_encoder": encoder.spec if encoder is not None else None,
+                "image_encoder": control.image_encoder.spec if control.image_encoder is not None else None,
             }
             record = artifact_metadata(method, base_model_of(pipe), config.to_dict(), **extra)
-            if is_ip:
-                ip_adapter.save_ip_adapter(unet, output_dir, metadata=safetensors_metadata(record))
-            else:
-                (save_controlnet if method == "controlnet" else save_t2i_adapter)(control, output_dir)
+            registered.save(pipe, control, output_dir, record)
             write_artifact_info(output_dir, record)
         finally:
-            if is_ip:
-                ip_adapter.uninstall(pipe)
+            if spec.release is not None:
+                spec.release(pipe)
     return output_dir

@@ -8,12 +8,14 @@ from .format import WEIGHTS_FILE, read_custom_diffusion, save_custom_diffusion
 from .layer import TrainedCopy
 from .model import apply_custom_diffusion, projections
 from .sampling import custom_diffusion_applied, is_custom_diffusion_folder
+from .train import train_custom_diffusion
 
 register_method(
     CustomDiffusionConfig,
     apply_custom_diffusion,
     domain="diffusion",
     task="personalize",
+    train=train_custom_diffusion,
     spec=ArtifactSpec(
         recognize=is_custom_diffusion_folder,
         loads_with=f"pipe.unet.load_attn_procs(folder, weight_name='{WEIGHTS_FILE}', _pipeline=pipe) and "
@@ -23,6 +25,7 @@ register_method(
 )
 
 __all__ = [
+    "train_custom_diffusion",
     "WEIGHTS_FILE",
     "CustomDiffusionConfig",
     "TrainedCopy",

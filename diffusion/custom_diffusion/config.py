@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from studio.core import AdapterConfig, hfield
+from studio.engine import check_number
 
 
 @dataclass
@@ -23,3 +24,13 @@ class CustomDiffusionConfig(AdapterConfig):
     train_q_out: bool = hfield(
         False, "Also fine-tune the cross-attention query and output projections (the authors' variant)."
     )
+    lr: float | None = hfield(
+        None,
+        "Learning rate of the projections and the modifier token. None: 1e-5 × batch size × accumulation "
+        "steps (the authors' scaled rate).",
+    )
+
+    def validate(self) -> None:
+        """Reject a learning rate <= 0."""
+        if self.lr is not None:
+            check_number("lr", self.lr)

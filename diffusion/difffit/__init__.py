@@ -7,12 +7,14 @@ from ..artifacts import ArtifactSpec
 from .config import DiffFitConfig
 from .layer import NormAffineShift, ScaledBias
 from .model import apply_difffit
+from .train import train_difffit
 
 register_method(
     DiffFitConfig,
     apply_difffit,
     domain="diffusion",
     task="personalize",
+    train=train_difffit,
     spec=ArtifactSpec(
         recognize=is_adapter_folder_of(DiffFitConfig.method),
         loads_with="the merged UNet: UNet2DConditionModel.from_pretrained(folder)",
@@ -21,4 +23,4 @@ register_method(
     ),
 )
 
-__all__ = ["DiffFitConfig", "NormAffineShift", "ScaledBias", "apply_difffit"]
+__all__ = ["train_difffit", "DiffFitConfig", "NormAffineShift", "ScaledBias", "apply_difffit"]

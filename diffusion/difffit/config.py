@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from studio.core import AdapterConfig, hfield
+from studio.engine import check_number
 
 SCALE_TARGETS = ["attn1.to_out.0", "attn2.to_out.0", "ff.net.2"]
 
@@ -30,3 +31,8 @@ class DiffFitConfig(AdapterConfig):
     )
     train_biases: bool = hfield(True, "Train a shift of every Linear and Conv2d bias of the UNet.")
     train_norms: bool = hfield(True, "Train shifts of the UNet's GroupNorm/LayerNorm weights and biases.")
+    lr: float = hfield(1e-3, "Learning rate (AdamW); few parameters take a large rate, as for SVDiff.")
+
+    def validate(self) -> None:
+        """Reject a learning rate <= 0."""
+        check_number("lr", self.lr)

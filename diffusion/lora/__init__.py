@@ -8,12 +8,14 @@ from .config import DiffusionLoRAConfig
 from .format import KOHYA_FILE, LORA_FILE, is_lora_artifact, read_lora, save_lora
 from .model import apply_diffusion_lora, text_encoder_config
 from .sampling import export_merged_lora_unet, lora_artifacts_applied, lora_loaded
+from .train import train_lora
 
 register_method(
     DiffusionLoRAConfig,
     apply_diffusion_lora,
     domain="diffusion",
     task="personalize",
+    train=train_lora,
     spec=ArtifactSpec(
         recognize=is_lora_artifact,
         loads_with=f"pipe.load_lora_weights(folder) ({LORA_FILE}; {KOHYA_FILE} for A1111/ComfyUI)",
@@ -23,6 +25,7 @@ register_method(
 )
 
 __all__ = [
+    "train_lora",
     "KOHYA_FILE",
     "LORA_FILE",
     "DiffusionLoRAConfig",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from studio.core import AdapterConfig, check_range, hfield
+from studio.engine import check_number
 
 UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
@@ -33,8 +34,11 @@ class DiffusionLoRAConfig(AdapterConfig):
         list(TEXT_TARGETS), "Text-encoder linear layers to adapt when train_text_encoder is on."
     )
 
+    lr: float = hfield(1e-4, "Learning rate (AdamW; diffusers' DreamBooth-LoRA example: 1e-4).")
+
     def validate(self) -> None:
         """Check ranges."""
         check_range("r", self.r, 1)
+        check_number("lr", self.lr)
         check_range("alpha", self.alpha, 0.0)
         check_range("dropout", self.dropout, 0.0, 1.0)

@@ -7,12 +7,14 @@ from ..artifacts import ArtifactSpec
 from .config import SVDiffConfig
 from .layer import NormShift, SpectralShift
 from .model import apply_svdiff, count_singular_values, svd_cache_dir, svd_factors, svdiff_param_groups
+from .train import train_svdiff
 
 register_method(
     SVDiffConfig,
     apply_svdiff,
     domain="diffusion",
     task="personalize",
+    train=train_svdiff,
     spec=ArtifactSpec(
         recognize=is_adapter_folder_of(SVDiffConfig.method),
         loads_with="the merged UNet: UNet2DConditionModel.from_pretrained(folder)",
@@ -30,4 +32,5 @@ __all__ = [
     "svd_cache_dir",
     "svd_factors",
     "svdiff_param_groups",
+    "train_svdiff",
 ]

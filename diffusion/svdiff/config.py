@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from studio.core import AdapterConfig, check_range, hfield
+from studio.engine import check_number
 
 
 @dataclass
@@ -28,7 +29,14 @@ class SVDiffConfig(AdapterConfig):
         True, "Also shift the weights of normalisation layers (trained with their own, small learning rate)."
     )
     scale: float = hfield(1.0, "Multiplier of the shifts at inference (1 = as trained; 0 = the base model).")
+    lr: float = hfield(1e-3, "Learning rate of the singular-value shifts (the paper: 1e-3).")
+    lr_norm: float = hfield(1e-6, "Learning rate of the norm-layer shifts (the paper: 1e-6).")
+    train_text_encoder: bool = hfield(
+        False, "Also shift the text encoder's weights (same targets rule: every Linear, plus norms)."
+    )
 
     def validate(self) -> None:
-        """Reject a negative scale."""
+        """Reject a negative scale and a learning rate <= 0."""
         check_range("scale", self.scale, 0.0)
+        check_number("lr", self.lr)
+        check_number("lr_norm", self.lr_norm)

@@ -64,9 +64,10 @@ def _targets(model: nn.Module, config: SVDiffConfig) -> list[tuple[str, nn.Modul
     kinds = MATRIX_TYPES + (NORM_TYPES if config.include_norms else ())
 
     def eligible(module: nn.Module) -> bool:
-        if isinstance(module, NORM_TYPES):
-            return getattr(module, "weight", None) is not None
-        return isinstance(module, kinds) and not isinstance(module, (SpectralShift, NormShift))
+        if not isinstance(module, kinds) or isinstance(module, (SpectralShift, NormShift)):
+            return False
+        # A norm layer without affine weights has nothing to shift.
+        return not isinstance(module, NORM_TYPES) or getattr(module, "weight", None) is not None
 
     return find_targets(model, config.targets, config.exclude, predicate=eligible)
 

@@ -17,12 +17,14 @@ from .model import (
     save_embeddings,
 )
 from .sampling import textual_inversions_loaded
+from .train import TI_TEMPLATES, train_textual_inversion
 
 register_method(
     TextualInversionConfig,
     apply_textual_inversion,
     domain="diffusion",
     task="personalize",
+    train=train_textual_inversion,
     spec=ArtifactSpec(
         recognize=is_embedding_artifact,
         loads_with="pipe.load_textual_inversion(folder)",
@@ -32,6 +34,7 @@ register_method(
 
 __all__ = [
     "EMBEDDINGS_FILE",
+    "TI_TEMPLATES",
     "ConceptEmbedding",
     "TextualInversionConfig",
     "add_concept",
@@ -43,4 +46,5 @@ __all__ = [
     "read_embeddings",
     "save_embeddings",
     "textual_inversions_loaded",
+    "train_textual_inversion",
 ]

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import diffusion
 from diffusion.conditions import CONDITIONS
+from studio.core import method_names
 
-from .options import add_key_values, finite_float, int_in
+from .options import add_key_values, add_method_options, finite_float, int_in, method_config
 
 
 def _model(parser: argparse.ArgumentParser) -> None:
@@ -25,18 +26,16 @@ def _load(args: argparse.Namespace):
 
 
 def _personalize(args: argparse.Namespace) -> None:
+    config = method_config(args, "diffusion")  # a bad --set option is refused before the model loads
     art = diffusion.personalize(
         _load(args),
         args.images,
         method=args.method,
         token=args.token,
-        init_token=args.init_token,
         class_word=args.class_word,
+        config=config,
         steps=args.steps,
         batch_size=args.batch_size,
-        lr=args.lr,
-        num_vectors=args.num_vectors,
-        train_text_encoder=args.train_text_encoder,
         prior_preservation=args.prior_preservation,
         class_images=args.class_images,
         **_run_kwargs(args),
@@ -89,6 +88,7 @@ def _run_kwargs(args: argparse.Namespace) -> dict:
 
 
 def _train_control(args: argparse.Namespace) -> None:
+    config = method_config(args, "diffusion")  # a bad --set fails before the pipeline loads
     art = diffusion.train_control(
         _load(args),
         args.data,
@@ -96,7 +96,7 @@ def _train_control(args: argparse.Namespace) -> None:
         condition=args.condition,
         condition_params=dict(args.condition_param),
         steps=args.steps,
-        config=dict(args.set),
+        config=config,
         image_encoder=args.image_encoder,
         batch_size=args.batch_size,
         **_run_kwargs(args),
@@ -106,19 +106,15 @@ def _train_control(args: argparse.Namespace) -> None:
 
 def _add_train_control(commands: argparse._SubParsersAction) -> None:
     fit = commands.add_parser(
-        "train-control",
-        help="train a ControlNet, T2I-Adapter or IP-Adapter on a folder of images",
-        epilog="method options (--set KEY=VALUE): "
-        + "; ".join(f"{m}: {', '.join(cls.help())}" for m, cls in diffusion.control.CONFIGS.items()),
+        "train-control", help="train a ControlNet, T2I-Adapter or IP-Adapter on a folder of images"
     )
     _model(fit)
     fit.add_argument("--data", required=True, help="images + captions (+ conditions/ for control methods)")
-    fit.add_argument("--method", default="controlnet", choices=sorted(diffusion.control.CONFIGS))
+    add_method_options(fit, "diffusion", "control", default="controlnet")
     fit.add_argument(
         "--condition", default=None, choices=sorted(CONDITIONS), help="derive conditions from the images"
     )
     add_key_values(fit, "--condition-param", "extractor option, e.g. low_threshold=50")
-    add_key_values(fit, "--set", "method option, e.g. lr=1e-4 or adapter_type=light_adapter")
     fit.add_argument(
         "--image-encoder", default=None, help="IP-Adapter's CLIP image tower (default: studio/shapes-clip)"
     )
@@ -144,18 +140,20 @@ def add_parser(domains: argparse._SubParsersAction) -> argparse._SubParsersActio
     parser = domains.add_parser("diffusion", help="text-to-image personalization and sampling")
     commands = parser.add_subparsers(dest="diffusion_command", metavar="COMMAND")
 
-    fit = commands.add_parser("personalize", help="teach a concept with Textual Inversion or SVDiff")
+    methods = ", ".join(method_names("diffusion", "personalize"))
+    fit = commands.add_parser("personalize", help=f"teach a concept from a few images ({methods})")
     _model(fit)
+    add_method_options(fit, "diffusion", "personalize", default="textual_inversion")
     fit.add_argument("--images", required=True, help="folder (or file) of the concept's images")
-    fit.add_argument("--method", default="textual_inversion", choices=("textual_inversion", "svdiff"))
     fit.add_argument("--token", required=True, help="placeholder token used in prompts, e.g. '<my-cat>'")
-    fit.add_argument("--init-token", default=None, help="Textual Inversion: word to start from")
-    fit.add_argument("--class-word", default=None, help="the concept's class, e.g. cat (SVDiff, prior)")
+    fit.add_argument(
+        "--class-word",
+        default=None,
+        help="the concept's class, e.g. cat (in the prompts or as the starting word, by method); needed for "
+        "--prior-preservation",
+    )
     fit.add_argument("--steps", type=int, default=500)
     fit.add_argument("--batch-size", type=int, default=4)
-    fit.add_argument("--lr", type=float, default=None, help="default depends on the method")
-    fit.add_argument("--num-vectors", type=int, default=1, help="Textual Inversion vectors per token")
-    fit.add_argument("--train-text-encoder", action="store_true", help="SVDiff: also shift the text encoder")
     fit.add_argument("--prior-preservation", action="store_true", help="add a loss on class images")
     fit.add_argument("--class-images", default=None, help="folder of class images (default: generated)")
     _run_options(fit)

@@ -7,14 +7,18 @@ import random
 import time
 from pathlib import Path
 
-from .options import add_key_values
+import vlm
+from studio.core import method_names
+
+from .options import add_method_options, method_config
 
 CACHE_HELP = "image-feature cache folder (default: $STUDIO_CACHE/clip-features or ~/.cache/adaptation-studio)"
 
 
 def add_parser(domains: argparse._SubParsersAction) -> None:
     """Register `studio vlm` and its subcommands."""
-    parser = domains.add_parser("vlm", help="few-shot CLIP: zero-shot, linear probe, CoOp, Tip-Adapter(-F)")
+    methods = ", ".join(method_names("vlm", "fewshot"))
+    parser = domains.add_parser("vlm", help=f"few-shot CLIP classifiers: {methods}")
     commands = parser.add_subparsers(dest="vlm_command", metavar="COMMAND")
 
     fit = commands.add_parser("fit", help="fit a classifier on an ImageFolder directory and save it")
@@ -29,11 +33,6 @@ def add_parser(domains: argparse._SubParsersAction) -> None:
         help="open_clip pretrained tag or local checkpoint (default: the bundled weights for studio/..., "
         "random weights for an architecture name)",
     )
-    fit.add_argument(
-        "--method",
-        default="tip_adapter",
-        help="zero_shot, linear_probe, coop, tip_adapter (default) or tip_adapter_f",
-    )
     fit.add_argument("--data", required=True, help="ImageFolder directory: DATA/<class name>/<images>")
     fit.add_argument(
         "--shots", type=int, default=None, help="images per class, drawn with --seed (default: all of them)"
@@ -42,7 +41,7 @@ def add_parser(domains: argparse._SubParsersAction) -> None:
     fit.add_argument(
         "--templates", default="ensemble", help="ensemble, simple, single, or one template with '{}'"
     )
-    add_key_values(fit, "--set", "method option, e.g. n_ctx=16 or augment_views=10")
+    add_method_options(fit, "vlm", "fewshot", default="tip_adapter")
     fit.add_argument("--device", default=None, help="cpu, cuda, … (default: cpu)")
     fit.add_argument("--cache-dir", default=None, help=CACHE_HELP)
     fit.add_argument("--seed", type=int, default=0)
@@ -80,18 +79,16 @@ def _templates(value: str) -> str | list[str]:
 
 def run_fit(args: argparse.Namespace) -> None:
     """`studio vlm fit`."""
-    import vlm
-
+    config = method_config(args, "vlm")
     paths, labels, classes = _support(args.data, args.shots, args.seed)
     clf = vlm.FewShotCLIP(
         args.model,
         pretrained=args.pretrained,
-        method=args.method,
         templates=_templates(args.templates),
         device=args.device,
         cache_dir=args.cache_dir,
         seed=args.seed,
-        **dict(args.set),
+        config=config,
     )
     start = time.perf_counter()
     clf.fit(paths, labels, classes)
@@ -107,8 +104,6 @@ def run_fit(args: argparse.Namespace) -> None:
 
 def run_predict(args: argparse.Namespace) -> None:
     """`studio vlm predict`: one line per image, `path<TAB>label<TAB>probability`."""
-    import vlm
-
     clf = vlm.FewShotCLIP.load(args.model_dir, device=args.device, cache_dir=args.cache_dir)
     proba = clf.predict_proba(args.images)
     for path, row in zip(args.images, proba, strict=True):

@@ -85,7 +85,9 @@ def test_one_name_in_two_domains_needs_the_domain(monkeypatch):
         method = "linear_probe"
 
     register_method(OtherLinearProbe, domain="elsewhere", task="fit")
-    with pytest.raises(KeyError, match=r"several domains \(elsewhere, vision\).*'elsewhere/linear_probe'"):
+    with pytest.raises(
+        KeyError, match=r"several domains \(elsewhere, vision(, vlm)?\).*'elsewhere/linear_probe'"
+    ):
         get_method("linear_probe")
     assert get_method("linear_probe", "vision").config_cls is vision.LinearProbeConfig
     assert get_method("elsewhere/linear_probe").config_cls is OtherLinearProbe

@@ -13,7 +13,7 @@ def test_personalize_then_generate_from_the_shell(tiny_sd_dir, tmp_path, capsys)
         image.save(images / f"{i}.png")
     art = tmp_path / "art"
     code = main(["diffusion", "personalize", "--model", str(tiny_sd_dir), "--images", str(images),
-                 "--token", "<q>", "--init-token", "red", "--steps", "1", "--batch-size", "2", "--out", str(art)])  # fmt: skip
+                 "--token", "<q>", "--set", "init_token=red", "--steps", "1", "--batch-size", "2", "--out", str(art)])  # fmt: skip
     assert code == 0 and (art / "learned_embeds.safetensors").is_file()
     code = main(["diffusion", "generate", "--model", str(tiny_sd_dir), "--prompt", "a <q>", "--adapter", str(art),
                  "--steps", "2", "--scheduler", "dpm++", "--num-images", "2", "--out", str(tmp_path / "out")])  # fmt: skip

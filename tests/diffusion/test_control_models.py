@@ -5,10 +5,10 @@ import pytest
 import torch
 from diffusers import UNet2DConditionModel
 
-from diffusion.control import ip_adapter
-from diffusion.control.controlnet import ControlNetConfig, build_controlnet, controlnet_residuals
-from diffusion.control.ip_adapter import IPAdapterConfig
-from diffusion.control.t2i_adapter import (
+from diffusion import ip_adapter
+from diffusion.controlnet import ControlNetConfig, build_controlnet, controlnet_residuals
+from diffusion.ip_adapter import IPAdapterConfig
+from diffusion.t2i_adapter import (
     T2IAdapterConfig,
     adapter_residuals,
     build_t2i_adapter,
@@ -59,10 +59,13 @@ def test_t2i_adapter_features_fit_the_unet_and_change_its_output(tiny_pipe):
     with torch.no_grad():
         base = tiny_pipe.unet(noisy, t, encoder_hidden_states=text).sample
         out = tiny_pipe.unet(
-            noisy, t, encoder_hidden_states=text, **adapter_residuals(adapter, condition)
+            noisy, t, encoder_hidden_states=text, **adapter_residuals(adapter, noisy, t, text, condition)
         ).sample
         off = tiny_pipe.unet(
-            noisy, t, encoder_hidden_states=text, **adapter_residuals(adapter, condition, scale=0.0)
+            noisy,
+            t,
+            encoder_hidden_states=text,
+            **adapter_residuals(adapter, noisy, t, text, condition, scale=0.0),
         ).sample
     assert not torch.allclose(out, base)
     assert torch.equal(off, base)

@@ -1,5 +1,5 @@
 """Every option of every method config is type-checked and every float is finite, through the one shared
-check in `studio.core.AdapterConfig.__post_init__` (NaN settings used to train silently into NaN artifacts)."""
+check in `studio.core.MethodConfig.__post_init__` (NaN settings used to train silently into NaN artifacts)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ import diffusion
 import diffusion.control
 import vision
 import vlm
-from studio.core import AdapterConfig, check_range, conform
+from studio.core import MethodConfig, check_range, conform
 
 assert vision and vlm and diffusion.control  # imported for their method configs
 
 
-def _config_classes() -> list[type[AdapterConfig]]:
-    found, todo = [], [AdapterConfig]
+def _config_classes() -> list[type[MethodConfig]]:
+    found, todo = [], [MethodConfig]
     while todo:
         cls = todo.pop()
         todo += cls.__subclasses__()

@@ -52,9 +52,9 @@ def test_personalize_refuses_negative_steps_and_nan_lr(tmp_path):
     # Refused before the pipeline is touched: no model is needed to see the error.
     with pytest.raises(ValueError, match="^steps must be an integer >= 1, got -5"):
         diffusion.personalize(None, [], steps=-5, output_dir=tmp_path)
-    with pytest.raises(ValueError, match="^lr must be a finite number > 0, got inf"):
+    with pytest.raises(ValueError, match="^lr must be a finite number, got inf"):
         diffusion.personalize(None, [], lr=float("inf"), output_dir=tmp_path)
-    with pytest.raises(ValueError, match="^lr_norm must be a finite number > 0, got nan"):
+    with pytest.raises(ValueError, match="^lr_norm must be a finite number, got nan"):
         diffusion.personalize(None, [], method="svdiff", lr_norm=float("nan"), output_dir=tmp_path)
 
 

@@ -12,6 +12,7 @@ from PIL import Image
 
 from studio.core import method_configs
 from studio.ui.errors import guarded
+from studio.ui.forms import MethodForm
 from studio.ui.tabs import control, fewshot, personalize, vit
 from studio.ui.tasks.diffusion import PipelineCache, export_artifact, sample
 from studio.ui.tasks.fewshot import classify
@@ -186,17 +187,33 @@ def test_training_numbers_are_bounded_with_the_reason(studio, concept_files, ste
 
 
 @pytest.mark.parametrize(
-    ("lr", "batch", "message"),
-    [(-1, 4, "learning rate must be ≥ 0, got -1"), (float("inf"), 4, "learning rate must be a finite number"),
-     (0, 1e9, "batch size must be ≤ 64")],
+    ("batch", "lr", "message"),
+    [(1e9, "", "batch size must be ≤ 64"), (4, "-1", "lr must be a finite number > 0, got -1.0"),
+     (4, "fast", "lr must be a number or None, got 'fast'")],
 )  # fmt: skip
-def test_personalize_options_are_bounded(lr, batch, message):
+def test_personalize_options_are_bounded(studio, concept_files, batch, lr, message):
+    with gr.Blocks():
+        form = MethodForm(personalize.methods(), "textual_inversion")
+    values = [lr if f.name == "lr" else control.value for _, f, control in form.controls]
     with pytest.raises(ValueError, match=re.escape(message)):
-        personalize.options_from_form("textual_inversion", batch, lr, 1, False)
-    assert personalize.options_from_form("svdiff", 2, 0, 1, True) == {
-        "batch_size": 2,
-        "train_text_encoder": True,
-    }
+        options = personalize.options_from_form(form, "textual_inversion", batch, values)
+        personalize.start(
+            studio, concept_files, "studio/shapes-sd", "textual_inversion", "<x>", "", 2, 0, "", options
+        )
+    assert not studio.jobs.jobs
+
+
+def test_the_personalize_tab_offers_the_registered_methods(tmp_path):
+    from studio.core import method_names
+    from studio.ui import build_app
+
+    app = build_app(tmp_path / "ws")
+    (radio,) = [b for b in app.blocks.values() if getattr(b, "elem_id", None) == "personalize-method"]
+    assert [value for _, value in radio.choices] == method_names("diffusion", "personalize")
+    groups = [
+        b.label for b in app.blocks.values() if isinstance(b, gr.Accordion) and b.label.endswith(" options")
+    ]
+    assert {f"{name} options" for name in method_names("diffusion", "personalize")} <= set(groups)
 
 
 def test_vit_numbers_and_sampling_seed_are_bounded(studio):
@@ -248,23 +265,28 @@ def test_a_reload_fills_the_personalize_form_from_the_job_it_shows(
     from studio.ui import build_app
     from studio.ui.jobs import Job
 
-    typed = ["studio/shapes-sd", "svdiff", "<kitty>", "cat", 7, 0, "my-kitty", 2, 3e-3, 1, True]
+    typed = ["studio/shapes-sd", "svdiff", "<kitty>", "cat", 7, 0, "my-kitty", 2]
+    chosen = {"lr": 3e-3, "train_text_encoder": True, "scale": 0.5}
     sent = {}
     monkeypatch.setattr(
         studio.jobs,
         "submit",
         lambda kind, params, title: sent.update(params) or Job("j", kind, title, params),
     )
-    personalize.start(studio, concept_files, *typed[:7], personalize.options_from_form("svdiff", *typed[7:]))
+    personalize.start(studio, concept_files, *typed[:7], {"batch_size": typed[7], **chosen})
     workspace = tmp_path / "reloaded"
     write_json(
         workspace / "jobs" / "j" / "job.json",
         asdict(Job("j", "personalize", "svdiff", sent, status="running")),
     )
     fill = _page_load_handler(build_app(workspace))
-    labels = [o.label for o in fill.outputs]
-    restored = dict(zip(labels, fill.fn(), strict=True))
-    assert restored == dict(zip(labels, typed, strict=True))
+    restored = fill.fn()
+    assert restored[:8] == typed
+    options = {
+        o.label: value for o, value in zip(fill.outputs[8:], restored[8:], strict=True) if value != gr.skip()
+    }
+    assert options == {"lr": 3e-3, "train text encoder": True, "scale": 0.5}  # other methods' stay untouched
+    labels = fill.outputs
     untouched = _page_load_handler(build_app(tmp_path / "fresh")).fn()  # no job: the defaults stay
     assert untouched == [gr.skip()] * len(labels)
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 import vlm
 from studio.cli import main
+from studio.core import method_configs, method_names
 from tests.vlm.tiny import save_tiny_clip
 
 
@@ -58,11 +60,12 @@ def test_method_options_pass_through(tiny_model_dir, image_folder, tmp_path, cap
 def test_bad_input_is_one_readable_line(tiny_model_dir, image_folder, tmp_path, capsys):
     assert main(fit_args(tiny_model_dir, image_folder, tmp_path / "o", "--set", "alpha_grids=[1]")) == 2
     err = capsys.readouterr().err
-    assert "unknown option(s) ['alpha_grids']" in err
+    assert "unknown TipAdapterConfig fields ['alpha_grids']; known fields: ['alpha', 'alpha_grid'" in err
     assert "Traceback" not in err and len(err.splitlines()) == 1
 
-    assert main(fit_args(tiny_model_dir, image_folder, tmp_path / "o", "--method", "magic")) == 2
-    assert "known methods: zero_shot" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="2"):
+        main(fit_args(tiny_model_dir, image_folder, tmp_path / "o", "--method", "magic"))
+    assert "invalid choice: 'magic' (choose from 'coop', 'linear_probe'" in capsys.readouterr().err
 
     (image_folder / "empty").mkdir()
     assert main(fit_args(tiny_model_dir, image_folder, tmp_path / "o")) == 2
@@ -79,3 +82,14 @@ def test_predict_rejects_a_non_image(tiny_model_dir, image_folder, tmp_path, cap
     notes.write_text("not an image")
     assert main(["vlm", "predict", "--model-dir", str(out), str(notes)]) == 2
     assert "notes.png is not a readable image file" in capsys.readouterr().err
+
+
+def test_help_offers_exactly_the_registered_methods(capsys):
+    with pytest.raises(SystemExit):
+        main(["vlm", "fit", "--help"])
+    shown = capsys.readouterr().out
+    choices = re.search(r"--method \{([^}]*)\}", shown).group(1).split(",")
+    listed = re.findall(r"^  (\w+): ", shown.split("methods and their options")[1], flags=re.M)
+    assert choices == listed == method_names("vlm", "fewshot")
+    assert "n_ctx=4" in shown and "augment_views=0" in shown  # every method's options, with defaults
+    assert set(method_configs("vlm", "fewshot")) >= {"zero_shot", "linear_probe", "coop", "tip_adapter"}

@@ -9,12 +9,12 @@ import pytest
 import torch
 from PIL import Image
 
+from studio.core import method_names
 from studio.world import PRETRAIN_SHAPES, shape_classification
 from tests.vlm.tiny import tiny_clip
 from vlm.base import step_threads, train_epochs
 from vlm.classifier import FewShotCLIP
 from vlm.coop import CoOpHead
-from vlm.methods import METHODS
 from vlm.selection import best_of, score
 from vlm.text import encode_text_embeddings, token_embeddings
 
@@ -148,7 +148,7 @@ def test_only_the_method_tensors_change(base, method, trained):
     assert getattr(clf.head, trained).shape == initial.shape
 
 
-@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("method", method_names("vlm", "fewshot"))
 def test_save_load_gives_identical_probabilities(base, method, tmp_path):
     train, labels = images(4)
     test, _ = images(2, seed=1)
@@ -157,6 +157,35 @@ def test_save_load_gives_identical_probabilities(base, method, tmp_path):
     loaded = FewShotCLIP.load(tmp_path / "run", model=base, cache_dir=False)
     assert loaded.classnames == CLASSES and loaded.config == clf.config
     np.testing.assert_array_equal(loaded.predict_proba(test), clf.predict_proba(test))
+
+    assert json.loads((tmp_path / "run" / "adapter_config.json").read_text())["domain"] == "vlm"
+
+
+def test_classifiers_saved_before_the_registry_still_load(base, tmp_path):
+    # then: no domain recorded, and the configs carried AdapterConfig's modules_to_save and frozen_eval
+    train, labels = images(2)
+    clf = make(base, "coop").fit(train, labels, CLASSES)
+    file = clf.save(tmp_path / "run") / "adapter_config.json"
+    saved = json.loads(file.read_text())
+    del saved["domain"]
+    saved["config"].update(modules_to_save=None, frozen_eval=False)
+    file.write_text(json.dumps(saved))
+    loaded = FewShotCLIP.load(tmp_path / "run", model=base, cache_dir=False)
+    assert loaded.method.name == "coop" and loaded.config == clf.config
+    np.testing.assert_array_equal(loaded.predict_proba(train), clf.predict_proba(train))
+
+
+def test_config_objects_are_accepted_in_place_of_options(base):
+    from vlm import CoOpConfig, TipAdapterConfig
+
+    clf = FewShotCLIP.from_model(*base, config=CoOpConfig(n_ctx=2, ctx_init=""), cache_dir=False)
+    assert clf.method.name == "coop" and clf.config.n_ctx == 2
+    with pytest.raises(ValueError, match="not both"):
+        FewShotCLIP.from_model(*base, config=CoOpConfig(), n_ctx=2, cache_dir=False)
+    with pytest.raises(
+        ValueError, match="config is a TipAdapterConfig, not the config of few-shot method 'coop'"
+    ):
+        FewShotCLIP.from_model(*base, method="coop", config=TipAdapterConfig(), cache_dir=False)
 
 
 def test_load_onto_another_base_model_fails(base, tmp_path):
@@ -200,9 +229,9 @@ def test_bad_inputs_raise_clear_errors(base, tmp_path):
     not_an_image.write_text("hello")
     with pytest.raises(ValueError, match="notes.png is not a readable image"):
         clf.fit([*train[:-1], not_an_image], labels, CLASSES)
-    with pytest.raises(ValueError, match="known methods: zero_shot"):
+    with pytest.raises(ValueError, match="unknown method 'prompt_magic'.*known methods: coop, linear_probe"):
         make(base, "prompt_magic")
-    with pytest.raises(ValueError, match="its options"):
+    with pytest.raises(ValueError, match=r"unknown CoOpConfig fields \['n_ctxx'\]; known fields"):
         make(base, "coop", n_ctxx=4)
 
 

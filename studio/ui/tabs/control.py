@@ -1,4 +1,5 @@
-"""Control tab: a captioned dataset, ControlNet / T2I-Adapter / IP-Adapter, and a condition preview."""
+"""Control tab: a captioned dataset, a control method (ControlNet, T2I-Adapter, IP-Adapter, ... as
+registered), and a condition preview."""
 
 from __future__ import annotations
 
@@ -6,13 +7,13 @@ import zipfile
 
 import gradio as gr
 
-import diffusion
 from diffusion.conditions import CONDITIONS, extract_condition
+from diffusion.control import control_method, control_methods
+from studio.core import method_configs
 from studio.world import render_with_conditions, sample_scenes
 
 from ..errors import guarded
 from ..forms import MethodForm, restore_on_load
-from ..tasks.diffusion import CONTROL_METHODS
 from ..workspace import CAPTION_SUFFIXES, IMAGE_SUFFIXES
 from .progress import ProgressPanel
 from .training import base_model_box, run_controls, run_params
@@ -22,9 +23,7 @@ TITLE = "Control"
 FROM_DATASET = "from the dataset (conditions/ folder)"
 SAMPLE_PAIRS = 24
 SAMPLE_SIZE = 64
-CONFIGS = {
-    c.method: c for c in (diffusion.ControlNetConfig, diffusion.T2IAdapterConfig, diffusion.IPAdapterConfig)
-}
+DEFAULT_METHOD = "controlnet"
 
 
 def condition_params(condition: str, low: float, high: float) -> dict:
@@ -59,8 +58,8 @@ def sample_dataset(studio) -> str:
 
 
 def shown_for(method: str, condition: str) -> tuple[gr.Dropdown, gr.Slider, gr.Slider]:
-    """The condition box shows for the spatial controls only, the canny thresholds for canny only."""
-    spatial = method != "ip_adapter"
+    """The condition box shows for condition-guided controls only, the canny thresholds for canny only."""
+    spatial = not control_method(method).spec.reference
     canny = spatial and condition == "canny"
     return gr.Dropdown(visible=spatial), gr.Slider(visible=canny), gr.Slider(visible=canny)
 
@@ -81,8 +80,8 @@ def start(
         studio: the app's `Studio`.
         files: a zip (or files) of images with captions (`.txt` or `metadata.jsonl`), optionally `conditions/`.
         model: the base pipeline.
-        method: `"controlnet"`, `"t2i_adapter"` or `"ip_adapter"`.
-        condition: an extractor name, or `FROM_DATASET`.
+        method: a registered control method (`diffusion.control.control_methods()`).
+        condition: an extractor name, or `FROM_DATASET` (ignored for reference-guided methods).
         low: canny low threshold.
         high: canny high threshold.
         steps: training steps.
@@ -93,14 +92,14 @@ def start(
     Raises:
         ValueError: an unknown method, no upload, a bad zip.
     """
-    if method not in CONTROL_METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(CONTROL_METHODS)}")
-    CONFIGS[method](**(options or {}))  # a bad option fails here, before anything is queued
+    registered = control_method(method)  # an unknown method fails here
+    registered.config_cls(**(options or {}))  # so does a bad option, before anything is queued
+    reference = registered.spec.reference
     folder = studio.workspace.import_files(files, "control-data", IMAGE_SUFFIXES + CAPTION_SUFFIXES)
-    extractor = None if condition == FROM_DATASET or method == "ip_adapter" else condition
+    extractor = None if condition == FROM_DATASET or reference else condition
     params = run_params(studio, folder, model, method, steps, preview_every, name, options)
     params.update(condition=extractor, condition_params=condition_params(extractor, low, high))
-    if method == "ip_adapter":  # an image prompt: no condition to name
+    if reference:  # an image prompt: no condition to name
         params["name"], title = name or method, method
     else:
         params["name"] = name or f"{method}-{extractor or 'data'}"
@@ -109,7 +108,8 @@ def start(
 
 
 def build(studio, timer: gr.Timer) -> None:
-    """Lay out the tab and wire its events."""
+    """Lay out the tab and wire its events; its method choices and forms are the registered control methods."""
+    configs = method_configs("diffusion", "control")
     files = gr.File(
         label="dataset: a zip of images with captions (same-name .txt or metadata.jsonl), optionally conditions/",
         file_count="multiple", file_types=[".zip", "image", ".txt", ".jsonl"], elem_id="control-files",
@@ -124,10 +124,11 @@ def build(studio, timer: gr.Timer) -> None:
     with gr.Row():
         model = base_model_box()
         method = gr.Radio(
-            list(CONTROL_METHODS),
-            value="controlnet",
+            list(configs),
+            value=DEFAULT_METHOD,
             label="method",
-            info="ControlNet: a trainable encoder copy (largest, strongest). T2I-Adapter: a small side network. IP-Adapter: an image prompt instead of a condition map.",
+            elem_id="control-method",
+            info=" ".join(f"{m.name}: {m.spec.summary}." for m in control_methods()),
         )
         condition = gr.Dropdown(
             [*CONDITIONS, FROM_DATASET],
@@ -161,7 +162,7 @@ def build(studio, timer: gr.Timer) -> None:
         )
     with gr.Row():
         steps, preview_every, name = run_controls("control")
-    form = MethodForm(CONFIGS, "controlnet")
+    form = MethodForm(configs, DEFAULT_METHOD)
     train = gr.Button("Train", variant="primary", elem_id="control-train")
     panel = ProgressPanel(studio, ("control",), previews=True)
 

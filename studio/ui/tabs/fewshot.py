@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-import vlm
+import vlm  # noqa: F401  (registers the few-shot methods)
+from studio.core import MethodConfig, method_configs
 
 from ..errors import guarded
 from ..forms import MethodForm, restore_on_load
@@ -13,7 +14,12 @@ from .progress import ProgressPanel
 from .uploads import upload_gallery
 
 TITLE = "Few-shot CLIP"
-CONFIGS = {name: method.config_cls for name, method in vlm.METHODS.items()}
+DEFAULT_METHOD = "tip_adapter"
+
+
+def method_choices() -> dict[str, type[MethodConfig]]:
+    """The few-shot methods the tab offers (every one registered for vlm's few-shot task): name -> config."""
+    return method_configs("vlm", "fewshot")
 
 
 def start(studio, files, classnames, model, pretrained, method, name, options) -> str:
@@ -25,14 +31,14 @@ def start(studio, files, classnames, model, pretrained, method, name, options) -
         classnames: class names, comma-separated.
         model: open_clip architecture, `hf-hub:`/`local-dir:` id, or the bundled studio/shapes-clip.
         pretrained: open_clip pretrained tag or checkpoint path (empty: the model's own weights).
-        method: a `vlm.METHODS` name.
+        method: a `method_choices()` name.
         name: the classifier's library name.
         options: the method's config values.
 
     Raises:
         ValueError: bad class names, an image without a class, an invalid option.
     """
-    CONFIGS[method](**options)
+    method_choices()[method].from_dict(options)  # a bad option fails here, before anything is queued
     names = parse_classnames(classnames)
     folder = studio.workspace.import_files(files, "fewshot")
     images, labels = labelled_images(folder, names)  # fails now, in the page, on an unlabelled image
@@ -95,13 +101,14 @@ def build(studio, timer: gr.Timer) -> None:
             info="An open_clip pretrained tag (laion2b_s34b_b79k) or a checkpoint file; empty: the model's own weights.",
         )
         method = gr.Dropdown(
-            list(CONFIGS),
-            value="tip_adapter",
+            list(method_choices()),
+            value=DEFAULT_METHOD,
             label="method",
+            elem_id="fewshot-method",
             info="Tip-Adapter fits in seconds without training; CoOp and Tip-Adapter-F train a little.",
         )
         name = gr.Textbox("", label="classifier name", info="Its name in the library.")
-    form = MethodForm(CONFIGS, "tip_adapter")
+    form = MethodForm(method_choices(), DEFAULT_METHOD)
     fit = gr.Button("Fit", variant="primary", elem_id="fewshot-fit")
     panel = ProgressPanel(studio, ("fewshot",))
     gr.Markdown("### Classify")

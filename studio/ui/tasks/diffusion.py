@@ -19,8 +19,6 @@ from ..forms import number
 from ..library import Entry
 from ..workspace import list_images, safe_name
 
-PERSONALIZE_METHODS = ("textual_inversion", "svdiff")
-CONTROL_METHODS = ("controlnet", "t2i_adapter", "ip_adapter")
 PREVIEW_PROMPT = "a {token}"
 CHECKPOINT_EVERY = 50  # steps; a crashed run resumes from at most this far back
 MAX_SEED = 2**32 - 1  # torch generators take 64-bit seeds; 32 bits are what people type and share
@@ -51,16 +49,15 @@ def run_personalize(studio, ctx) -> Path | None:
     p = ctx.params
     pipe = _pipeline(ctx, p["model"])
     images = list_images(studio.workspace.inside(p["data"]))
-    word = {"init_token" if p["method"] == "textual_inversion" else "class_word": p["init_word"] or None}
     ctx.report(f"training {p['method']} for {p['token']} on {len(images)} images")
     art = diffusion.personalize(
         pipe,
         images,
         p["method"],
         p["token"],
+        class_word=p["class_word"] or None,
         steps=int(p["steps"]),
         preview_prompt=PREVIEW_PROMPT.format(token=p["token"]),
-        **word,
         **p.get("options", {}),
         **_training_extras(ctx),
     )
@@ -73,7 +70,8 @@ def run_personalize(studio, ctx) -> Path | None:
 
 
 def run_control(studio, ctx) -> Path | None:
-    """Train a ControlNet, T2I-Adapter or IP-Adapter on an uploaded dataset (job kind `"control"`)."""
+    """Train a control method (ControlNet, T2I-Adapter, IP-Adapter, ...) on an uploaded dataset (job kind
+    `"control"`)."""
     p = ctx.params
     pipe = _pipeline(ctx, p["model"])
     ctx.report(f"training {p['method']}")

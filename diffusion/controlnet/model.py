@@ -7,53 +7,15 @@ the base UNet at step 0, and the artifact is a stock `save_pretrained` folder.
 from __future__ import annotations
 
 import math
-import os
-from dataclasses import dataclass
 
 import torch
-from diffusers import ControlNetModel, UNet2DConditionModel
+from diffusers import ControlNetModel, StableDiffusionPipeline, UNet2DConditionModel
 
-from studio.core import hfield, register_method
-
-from ..artifacts import ArtifactSpec, config_class_name
-from .config import ControlConfig
+from ..control.spec import BuiltControl, ControlSetup
+from .config import ControlNetConfig
 
 # diffusers' default conditioning embedding, made for a VAE that downsamples by 8 (three stride-2 convs).
 DEFAULT_EMBEDDING_CHANNELS = (16, 32, 96, 256)
-
-
-@dataclass
-class ControlNetConfig(ControlConfig):
-    """ControlNet hyperparameters.
-
-    Args:
-        lr: learning rate; the authors train SD 1.5 ControlNets with 1e-5, batch 4.
-        scale: `controlnet_conditioning_scale` used by `generate` unless given there.
-        conditioning_embedding_out_channels: channels of the small conv net that brings the condition image to
-            latent resolution; None derives it from the VAE (one stride-2 conv per factor of 2).
-        conditioning_channels: channels of the condition image (3: RGB).
-    """
-
-    method = "controlnet"
-    merge_unsupported = "a ControlNet is a separate network; it is never folded into the UNet"
-
-    lr: float = hfield(1e-5, "Learning rate (AdamW); the authors use 1e-5 with batch 4 for SD 1.5.")
-    scale: float = hfield(1.0, "Default controlnet_conditioning_scale at sampling (0 switches it off).")
-    conditioning_embedding_out_channels: list[int] | None = hfield(
-        None,
-        "Channels of the condition encoder (one stride-2 conv between entries); None: (16, 32, 96, 256) "
-        "cut to the VAE's downsampling factor.",
-    )
-    conditioning_channels: int = hfield(3, "Channels of the condition image (3 for RGB).")
-
-    def validate(self) -> None:
-        """Raise `ValueError` for empty or non-positive channel lists."""
-        super().validate()
-        channels = self.conditioning_embedding_out_channels
-        if channels is not None and (not channels or any(int(c) < 1 for c in channels)):
-            raise ValueError(f"conditioning_embedding_out_channels must be positive ints, got {channels}")
-        if self.conditioning_channels < 1:
-            raise ValueError(f"conditioning_channels must be >= 1, got {self.conditioning_channels}")
 
 
 def embedding_channels(config: ControlNetConfig, vae_scale_factor: int) -> tuple[int, ...]:
@@ -110,9 +72,10 @@ def controlnet_residuals(
     timesteps: torch.Tensor,
     text: torch.Tensor,
     condition: torch.Tensor,
+    image_embeds: torch.Tensor | None = None,
     scale: float = 1.0,
 ) -> dict[str, object]:
-    """The UNet keyword arguments that inject the ControlNet's residuals.
+    """The UNet keyword arguments that inject the ControlNet's residuals (its `ControlSpec.residuals`).
 
     Args:
         controlnet: the ControlNet.
@@ -120,6 +83,7 @@ def controlnet_residuals(
         timesteps: `[B]` timesteps.
         text: text embeddings `[B, L, D]`.
         condition: condition images `[B, 3, H, W]` in [0, 1] (what the stock pipeline feeds).
+        image_embeds: unused (a ControlNet takes no reference image).
         scale: conditioning scale.
 
     Returns:
@@ -136,22 +100,6 @@ def controlnet_residuals(
     return {"down_block_additional_residuals": down, "mid_block_additional_residual": mid}
 
 
-def save_controlnet(controlnet: ControlNetModel, folder: str | os.PathLike) -> None:
-    """Write the stock `save_pretrained` folder (config.json + diffusion_pytorch_model.safetensors).
-
-    Args:
-        controlnet: the trained ControlNet.
-        folder: the artifact folder; `ControlNetModel.from_pretrained(folder)` loads it.
-    """
-    controlnet.save_pretrained(folder, safe_serialization=True)
-
-
-register_method(
-    ControlNetConfig,
-    domain="diffusion",
-    task="control",
-    spec=ArtifactSpec(
-        recognize=lambda path: path.is_dir() and config_class_name(path) == "ControlNetModel",
-        loads_with="ControlNetModel.from_pretrained(folder)",
-    ),
-)
+def build(pipe: StableDiffusionPipeline, config: ControlNetConfig, setup: ControlSetup) -> BuiltControl:
+    """A fresh ControlNet for `pipe` (its `ControlSpec.build`; `setup` is not needed)."""
+    return BuiltControl(build_controlnet(pipe.unet, config, pipe.vae_scale_factor))

@@ -7,56 +7,11 @@ stock `save_pretrained` folder.
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-
 import torch
-from diffusers import T2IAdapter, UNet2DConditionModel
+from diffusers import StableDiffusionPipeline, T2IAdapter, UNet2DConditionModel
 
-from studio.core import hfield, register_method
-
-from ..artifacts import ArtifactSpec, config_class_name
-from .config import ControlConfig
-
-ADAPTER_TYPES = ("auto", "full_adapter", "light_adapter", "full_adapter_xl")
-
-
-@dataclass
-class T2IAdapterConfig(ControlConfig):
-    """T2I-Adapter hyperparameters.
-
-    Args:
-        lr: learning rate; the authors use 1e-5.
-        scale: `adapter_conditioning_scale` used by `generate` unless given there.
-        adapter_type: `"full_adapter"` (≈77M on SD 1.5), `"light_adapter"`, `"full_adapter_xl"`, or
-            `"auto"`: the first layout, in that order of preference (full, XL, light), whose features fit the UNet.
-        num_res_blocks: residual blocks per scale; None: 2 for the full layouts, 4 for the light one.
-        early_timesteps: draw training timesteps as `T·(1 - u³)` (`diffusion.denoise.cubic_timesteps`), which
-            favours the noisy early sampling steps where the layout is decided, as the authors do; False: uniform.
-    """
-
-    method = "t2i_adapter"
-    merge_unsupported = "a T2I-Adapter is a separate network; it is never folded into the UNet"
-
-    lr: float = hfield(1e-5, "Learning rate (AdamW); the authors use 1e-5.")
-    scale: float = hfield(1.0, "Default adapter_conditioning_scale at sampling (0 switches it off).")
-    adapter_type: str = hfield(
-        "auto",
-        "full_adapter (≈77M on SD 1.5), light_adapter, full_adapter_xl, or auto (the first that fits the UNet).",
-        choices=ADAPTER_TYPES,
-    )
-    num_res_blocks: int | None = hfield(None, "Residual blocks per scale; None: 2 (full) or 4 (light).")
-    early_timesteps: bool = hfield(
-        True, "Draw training timesteps as T·(1-u³), favouring early, noisy steps (the authors' schedule)."
-    )
-
-    def validate(self) -> None:
-        """Raise `ValueError` for an unknown layout or a non-positive block count."""
-        super().validate()
-        if self.adapter_type not in ADAPTER_TYPES:
-            raise ValueError(f"adapter_type must be one of {ADAPTER_TYPES}, got {self.adapter_type!r}")
-        if self.num_res_blocks is not None and self.num_res_blocks < 1:
-            raise ValueError(f"num_res_blocks must be >= 1, got {self.num_res_blocks}")
+from ..control.spec import BuiltControl, ControlSetup
+from .config import T2IAdapterConfig
 
 
 def residual_slots(unet: UNet2DConditionModel) -> list[tuple[int, int]]:
@@ -138,37 +93,33 @@ def build_t2i_adapter(
     return adapter.to(device=unet.device, dtype=torch.float32).requires_grad_(True)
 
 
-def adapter_residuals(adapter: T2IAdapter, condition: torch.Tensor, scale: float = 1.0) -> dict[str, object]:
-    """The UNet keyword argument that adds the adapter's features.
+def adapter_residuals(
+    adapter: T2IAdapter,
+    noisy: torch.Tensor,
+    timesteps: torch.Tensor,
+    text: torch.Tensor,
+    condition: torch.Tensor,
+    image_embeds: torch.Tensor | None = None,
+    scale: float = 1.0,
+) -> dict[str, object]:
+    """The UNet keyword argument that adds the adapter's features (its `ControlSpec.residuals`).
 
     Args:
         adapter: the T2I-Adapter.
+        noisy: noisy latents `[B, C, h, w]` (only their dtype is used: the adapter sees no noise).
+        timesteps: unused (the adapter's features do not depend on the timestep).
+        text: unused (nor on the caption).
         condition: condition images `[B, C, H, W]` in [0, 1] (what the stock pipeline feeds).
+        image_embeds: unused (a T2I-Adapter takes no reference image).
         scale: adapter conditioning scale.
 
     Returns:
         `{"down_intrablock_additional_residuals": [features...]}`.
     """
-    features = adapter(condition)
+    features = adapter(condition.to(noisy.dtype))
     return {"down_intrablock_additional_residuals": [f * scale for f in features]}
 
 
-def save_t2i_adapter(adapter: T2IAdapter, folder: str | os.PathLike) -> None:
-    """Write the stock `save_pretrained` folder (config.json + diffusion_pytorch_model.safetensors).
-
-    Args:
-        adapter: the trained adapter.
-        folder: the artifact folder; `T2IAdapter.from_pretrained(folder)` loads it.
-    """
-    adapter.save_pretrained(folder, safe_serialization=True)
-
-
-register_method(
-    T2IAdapterConfig,
-    domain="diffusion",
-    task="control",
-    spec=ArtifactSpec(
-        recognize=lambda path: path.is_dir() and config_class_name(path) in ("T2IAdapter", "MultiAdapter"),
-        loads_with="T2IAdapter.from_pretrained(folder)",
-    ),
-)
+def build(pipe: StableDiffusionPipeline, config: T2IAdapterConfig, setup: ControlSetup) -> BuiltControl:
+    """A fresh T2I-Adapter for `pipe`, taking RGB conditions (its `ControlSpec.build`; `setup` is not needed)."""
+    return BuiltControl(build_t2i_adapter(pipe.unet, config, pipe.vae_scale_factor, in_channels=3))

@@ -1,4 +1,5 @@
-"""IP-Adapter: decoupled cross-attention on image tokens projected from a CLIP image embedding.
+"""IP-Adapter's weights: a fresh adapter in the stock layout, installing it into a UNet with diffusers' own
+loader, reading it back, and its file.
 
 For every cross-attention layer of the frozen UNet, `to_k_ip`/`to_v_ip` (initialised from the layer's
 `to_k`/`to_v`) attend to 4 tokens projected from the image embedding; the output is text attention + scale ·
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -18,46 +18,12 @@ from diffusers import StableDiffusionPipeline, UNet2DConditionModel
 from diffusers.models.embeddings import ImageProjection, MultiIPAdapterImageProjection
 from safetensors.torch import load_file
 
-from studio.core import check_range, hfield, register_method, save_tensors
+from studio.core import save_tensors
 
-from ..artifacts import ArtifactSpec, safetensors_keys
-from .config import ControlConfig
+from ..artifacts import safetensors_keys
 
 WEIGHTS_NAME = "ip_adapter.safetensors"
 NUM_TOKENS = 4  # what diffusers' `ImageProjection` loader assumes for a plain IP-Adapter
-
-
-@dataclass
-class IPAdapterConfig(ControlConfig):
-    """IP-Adapter hyperparameters.
-
-    Args:
-        lr: learning rate; the authors use 1e-4 with weight decay 1e-2.
-        weight_decay: AdamW weight decay.
-        scale: IP-Adapter scale used by `generate` unless given there.
-        drop_text: probability of training a sample with the empty caption.
-        drop_image: probability of training a sample with a zero image embedding (what sampling uses as the
-            unconditional image input).
-        drop_both: probability of dropping both (teaches the unconditional prediction for guidance).
-    """
-
-    method = "ip_adapter"
-    merge_unsupported = "IP-Adapter attends to image tokens; it has nothing to fold into the UNet"
-
-    lr: float = hfield(1e-4, "Learning rate (AdamW); the authors use 1e-4.")
-    weight_decay: float = hfield(1e-2, "AdamW weight decay; the authors use 1e-2.")
-    scale: float = hfield(1.0, "Default IP-Adapter scale at sampling (0 gives the base model).")
-    drop_text: float = hfield(0.05, "Probability of training a sample with an empty caption (authors: 0.05).")
-    drop_image: float = hfield(0.05, "Probability of training a sample without its image (authors: 0.05).")
-    drop_both: float = hfield(0.05, "Probability of dropping caption and image together (authors: 0.05).")
-
-    def validate(self) -> None:
-        """Raise `ValueError` for probabilities outside [0, 1] or summing above 1."""
-        super().validate()
-        for name in ("drop_text", "drop_image", "drop_both"):
-            check_range(name, getattr(self, name), 0.0, 1.0)
-        if self.drop_text + self.drop_image + self.drop_both > 1:
-            raise ValueError("drop_text + drop_image + drop_both must be <= 1")
 
 
 def _cross_attention_names(unet: UNet2DConditionModel) -> list[str]:
@@ -207,49 +173,8 @@ def read_ip_adapter(folder: str | os.PathLike) -> dict[str, dict[str, torch.Tens
     return nested
 
 
-def drop_conditions(
-    text: torch.Tensor,
-    image_embeds: torch.Tensor,
-    empty_text: torch.Tensor,
-    config: IPAdapterConfig,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Randomly replace captions by the empty caption and image embeddings by zeros, per sample.
-
-    Draws from the global torch RNG (replayed exactly on resume).
-
-    Args:
-        text: text embeddings `[B, L, D]`.
-        image_embeds: image embeddings `[B, E]`.
-        empty_text: the empty caption's embedding `[1, L, D]`.
-        config: the drop probabilities.
-
-    Returns:
-        The (possibly) dropped `(text, image_embeds)`.
-    """
-    u = torch.rand(text.shape[0], device=text.device)
-    no_text = u < config.drop_text
-    no_image = (u >= config.drop_text) & (u < config.drop_text + config.drop_image)
-    both = (u >= config.drop_text + config.drop_image) & (
-        u < config.drop_text + config.drop_image + config.drop_both
-    )
-    text = torch.where((no_text | both)[:, None, None], empty_text.to(text), text)
-    image_embeds = torch.where((no_image | both)[:, None], torch.zeros_like(image_embeds), image_embeds)
-    return text, image_embeds
-
-
 def is_ip_adapter_file(path: Path) -> bool:
     """Whether `path` is an IP-Adapter weights file (`image_proj.*` and `ip_adapter.*` tensors)."""
     return path.suffix == ".safetensors" and any(
         k.startswith(("image_proj.", "ip_adapter.")) for k in safetensors_keys(path)
     )
-
-
-register_method(
-    IPAdapterConfig,
-    domain="diffusion",
-    task="control",
-    spec=ArtifactSpec(
-        recognize=is_ip_adapter_file,
-        loads_with="pipe.load_ip_adapter(folder, subfolder='', weight_name=file)",
-    ),
-)

@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from studio.core import register_method
 
-from studio.core import AdapterConfig
-
-from .base import ClipContext, LinearHead, Support, restore_linear
-
-
-@dataclass
-class ZeroShotConfig(AdapterConfig):
-    """Zero-shot CLIP: `logits = logit_scale · cos(image, class text)`; no training, no support images needed."""
-
-    method = "zero_shot"
+from ..base import ClipContext, FewShotSpec, LinearHead, Support, restore_linear
+from .config import ZeroShotConfig
 
 
 def fit(ctx: ClipContext, support: Support | None, config: ZeroShotConfig) -> LinearHead:
@@ -27,4 +19,11 @@ def fit(ctx: ClipContext, support: Support | None, config: ZeroShotConfig) -> Li
     return LinearHead(ctx.logit_scale * ctx.text_weights)
 
 
-restore = restore_linear
+register_method(
+    ZeroShotConfig,
+    domain="vlm",
+    task="fewshot",
+    train=fit,
+    load=restore_linear,
+    spec=FewShotSpec(needs_support=False),
+)

@@ -3,64 +3,15 @@ features (the image tower never runs during training)."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from studio.core import AdapterConfig, check_range, hfield
+from studio.core import register_method
 
-from .base import ClipContext, Head, Support, cosine_lr, step_threads, train_epochs
-from .text import encode_text_embeddings, text_tower, token_embeddings
-
-POSITIONS = ("end", "middle", "front")
-
-
-@dataclass
-class CoOpConfig(AdapterConfig):
-    """CoOp: M context vectors replace the words of the prompt; only they are trained."""
-
-    method = "coop"
-
-    n_ctx: int = hfield(4, "Number of context vectors M (the paper uses 4 or 16).")
-    ctx_init: str = hfield(
-        "a photo of a",
-        "Words whose embeddings initialise the context (must be n_ctx tokens); '': N(0, 0.02).",
-    )
-    class_specific: bool = hfield(False, "One context per class instead of one shared by all classes.")
-    class_token_position: str = hfield(
-        "end", "Where the class name goes: end, middle or front.", choices=POSITIONS
-    )
-    epochs: int | None = hfield(None, "Training epochs; None: 50 at 1 shot, 100 at 2–4, 200 at 8 or more.")
-    lr: float = hfield(0.002, "SGD learning rate (cosine schedule).")
-    warmup_epochs: int = hfield(1, "Epochs at warmup_lr first.")
-    warmup_lr: float = hfield(1e-5, "Constant learning rate during warmup.")
-    momentum: float = hfield(0.9, "SGD momentum.")
-    weight_decay: float = hfield(5e-4, "SGD weight decay.")
-    batch_size: int = hfield(32, "Images per step.")
-
-    def validate(self) -> None:
-        """Check ranges."""
-        check_range("n_ctx", self.n_ctx, 1)
-        if self.class_token_position not in POSITIONS:
-            raise ValueError(
-                f"class_token_position must be one of {POSITIONS}, got {self.class_token_position!r}"
-            )
-        if self.epochs is not None:
-            check_range("epochs", self.epochs, 1)
-        for name in ("lr", "warmup_lr", "momentum", "weight_decay"):
-            check_range(name, getattr(self, name), 0.0)
-        check_range("warmup_epochs", self.warmup_epochs, 0)
-        check_range("batch_size", self.batch_size, 1)
-
-    def epochs_for(self, shots: int) -> int:
-        """Epochs for `shots` images per class (the paper's schedule unless `epochs` is set)."""
-        if self.epochs is not None:
-            return self.epochs
-        return 50 if shots <= 1 else 100 if shots <= 4 else 200
+from ..base import ClipContext, FewShotSpec, Head, Support, cosine_lr, frozen, step_threads, train_epochs
+from ..text import encode_text_embeddings, text_tower, token_embeddings
+from .config import CoOpConfig
 
 
 def _token_count(tokenizer, text: str) -> int:
@@ -158,19 +109,6 @@ class CoOpHead(Head):
         return 6.0 * weights * self.tokens.shape[0] * length
 
 
-@contextlib.contextmanager
-def frozen(model: nn.Module) -> Iterator[None]:
-    """Eval mode and no parameter gradients for `model`; restores both afterwards."""
-    flags, was_training = [p.requires_grad for p in model.parameters()], model.training
-    model.eval().requires_grad_(False)
-    try:
-        yield
-    finally:
-        model.train(was_training)
-        for param, flag in zip(model.parameters(), flags, strict=True):
-            param.requires_grad_(flag)
-
-
 def fit(ctx: ClipContext, support: Support, config: CoOpConfig) -> CoOpHead:
     """Train the context vectors with SGD on the cached support features (whole support set, fixed schedule).
 
@@ -216,3 +154,6 @@ def restore(
     head = CoOpHead(ctx, config, init=tensors["context"])
     head.hparams = dict(hparams)
     return head
+
+
+register_method(CoOpConfig, domain="vlm", task="fewshot", train=fit, load=restore, spec=FewShotSpec())

@@ -2,36 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
-from studio.core import AdapterConfig, check_range, hfield
+from studio.core import register_method
 
-from .base import ClipContext, LinearHead, Support, restore_linear
-from .selection import grid_search, split_support
-
-
-@dataclass
-class LinearProbeConfig(AdapterConfig):
-    """Logistic regression (full-batch L-BFGS) with an L2 penalty chosen on a validation split."""
-
-    method = "linear_probe"
-
-    l2_grid: list[float] = hfield(
-        [1e-5, 1e-4, 1e-3, 1e-2, 1e-1],
-        "L2 strengths tried on the validation split carved from the support set.",
-    )
-    l2: float = hfield(1e-3, "L2 strength used when no validation split is possible (a class with one shot).")
-    max_iter: int = hfield(300, "L-BFGS iterations (full batch).")
-
-    def validate(self) -> None:
-        """Check ranges."""
-        check_range("l2", self.l2, 0.0)
-        check_range("max_iter", self.max_iter, 1)
-        if not self.l2_grid or min(self.l2_grid) < 0:
-            raise ValueError(f"l2_grid must be a non-empty list of values >= 0, got {self.l2_grid!r}")
+from ..base import ClipContext, FewShotSpec, LinearHead, Support, restore_linear
+from ..selection import grid_search, split_support
+from .config import ClipLinearProbeConfig
 
 
 def logistic_regression(
@@ -63,7 +41,7 @@ def logistic_regression(
     return weight.detach(), bias.detach()
 
 
-def fit(ctx: ClipContext, support: Support, config: LinearProbeConfig) -> LinearHead:
+def fit(ctx: ClipContext, support: Support, config: ClipLinearProbeConfig) -> LinearHead:
     """Choose the L2 strength on a validation split, then refit on the whole support set.
 
     Args:
@@ -89,4 +67,11 @@ def fit(ctx: ClipContext, support: Support, config: LinearProbeConfig) -> Linear
     return head
 
 
-restore = restore_linear
+register_method(
+    ClipLinearProbeConfig,
+    domain="vlm",
+    task="fewshot",
+    train=fit,
+    load=restore_linear,
+    spec=FewShotSpec(),
+)

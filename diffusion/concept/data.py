@@ -1,4 +1,5 @@
-"""Training data of a personalization run: cached latents of the concept (and class) images and prompts."""
+"""Training data of a personalization run: prompt templates and the dataset of cached concept (and class)
+latents with prompt indices."""
 
 from __future__ import annotations
 
@@ -7,22 +8,11 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import Dataset
 
-from .latents import LatentCache
-
-TI_TEMPLATES = (
-    "a photo of a {}",
-    "a rendering of a {}",
-    "a cropped photo of the {}",
-    "the photo of a {}",
-    "a close-up photo of a {}",
-    "a bright photo of the {}",
-    "a good photo of a {}",
-    "a picture of a {}",
-)
-"""Textual Inversion's prompt templates (a subset of those of Gal et al. and the diffusers example)."""
+from ..latents import LatentCache
 
 SUBJECT_TEMPLATES = ("a photo of {}", "a picture of {}", "a close-up photo of {}", "a rendering of {}")
-"""Templates for SVDiff/DreamBooth-style subject prompts ("{}" becomes "<token> <class word>")."""
+"""Subject prompts (DreamBooth style): "{}" becomes "<token> <class word>", or the class word alone for the
+class images of prior preservation."""
 
 
 def fill(templates: tuple[str, ...] | list[str], subject: str) -> list[str]:

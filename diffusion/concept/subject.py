@@ -1,0 +1,69 @@
+"""Training a method that adapts the UNet (and maybe the text encoder) on DreamBooth's subject prompts,
+"a photo of <token> <class word>": SVDiff, LoRA, DiffFit. The token is an existing word sequence, not a new
+embedding, so the adapter carries the concept."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from studio.core import AdapterConfig, inject
+
+from ..artifacts import base_model_of
+from .data import SUBJECT_TEMPLATES, fill
+from .run import ConceptPlan, ConceptRun, train_concept
+
+DEFAULT_TOKEN = "<concept>"
+
+
+def train_subject(
+    pipe,
+    images,
+    config: AdapterConfig,
+    run: ConceptRun,
+    save: Callable[[Any, Path, str | None], Any],
+    *,
+    text_config: AdapterConfig | None = None,
+    param_groups: Callable[[Any], list[dict]] | None = None,
+) -> Path:
+    """Inject `config` into the UNet (and `text_config` into the text encoder), train on the subject prompts,
+    and save with `save`; the pipeline is left as it was.
+
+    Args:
+        pipe: a Stable-Diffusion-format pipeline.
+        images: the concept's images.
+        config: the method's config (an `AdapterConfig` with an `lr` field), injected into `pipe.unet`.
+        run: the run's options; a missing token becomes `DEFAULT_TOKEN`.
+        save: `(pipe, folder, base_model) -> ...` writing the method's files.
+        text_config: the config injected into the text encoder, or None to keep it frozen.
+        param_groups: optimizer groups `(model) -> list of dicts` (None: one group at `config.lr`).
+
+    Returns:
+        The artifact folder.
+    """
+    if run.token is None:
+        run = dataclasses.replace(run, token=DEFAULT_TOKEN)
+    base = base_model_of(pipe)
+    live_text = text_config is not None
+
+    def install(pipe) -> ConceptPlan:
+        inject(pipe.unet, config)
+        if live_text:
+            inject(pipe.text_encoder, text_config)
+        else:
+            pipe.text_encoder.requires_grad_(False)
+        subject = f"{run.token} {run.class_word}" if run.class_word else run.token
+        return ConceptPlan(
+            tokenizer=pipe.tokenizer,
+            prompts=fill(run.prompt_templates or SUBJECT_TEMPLATES, subject),
+            live_text=live_text,
+            live_class_text=live_text,  # only text-encoder adapters change the class prompts' embeddings
+            lr=config.lr,
+            hyperparameters=config.to_dict(),
+            save=lambda folder: save(pipe, folder, base),
+            param_groups=param_groups,
+        )
+
+    return train_concept(pipe, images, run, config.method, install)
