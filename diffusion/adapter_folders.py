@@ -62,22 +62,11 @@ def adapter_folders_applied(pipe, folder: str | os.PathLike) -> Iterator[None]:
             remove_adapter(model, flags)
 
 
-def only_artifact(infos: Sequence[ArtifactInfo]) -> ArtifactInfo:
-    """The one artifact of a method in a `generate` call, for methods whose adapters do not stack.
-
-    Raises:
-        ValueError: more than one artifact of the method.
-    """
-    if len(infos) > 1:
-        raise ValueError(
-            f"at most one {infos[0].kind} artifact at a time, got {[str(i.path) for i in infos]}"
-        )
-    return infos[0]
-
-
-def one_artifact_applied(pipe, infos: Sequence[ArtifactInfo]) -> contextlib.AbstractContextManager:
-    """`adapter_folders_applied` for the one artifact of a method in a `generate` call (`only_artifact`)."""
-    return adapter_folders_applied(pipe, only_artifact(infos).path)
+def artifact_applied(pipe, infos: Sequence[ArtifactInfo]) -> contextlib.AbstractContextManager:
+    """`adapter_folders_applied` for the one artifact of the method in a `generate` call (`generate` admits one
+    artifact that changes the pipeline's layers)."""
+    (info,) = infos
+    return adapter_folders_applied(pipe, info.path)
 
 
 def is_adapter_folder_of(method: str) -> Callable[[Path], bool]:

@@ -50,12 +50,15 @@ class ArtifactSpec:
             `diffusion.control.prepare` applies.
         export: `(pipe, artifact, output_dir) -> Path` writing a stock-format export when the artifact
             itself is not one (SVDiff's merged UNet); None when the artifact folder is already stock.
+        changes_layers: the artifact is applied by wrapping the pipeline's own layers (SVDiff, LoRA, DiffFit,
+            Custom Diffusion); such adapters do not stack, so `generate` takes at most one such artifact.
     """
 
     recognize: Callable[[Path], bool]
     loads_with: str
     applied: Callable[[Any, list[ArtifactInfo]], AbstractContextManager] | None = None
     export: Callable[[Any, Path, Path], Path] | None = None
+    changes_layers: bool = False
 
 
 def artifact_kinds() -> list[str]:

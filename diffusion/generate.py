@@ -21,7 +21,7 @@ from PIL import Image
 
 from studio.core import list_methods
 
-from .artifacts import ArtifactInfo, base_model_of, check_artifact, read_artifact
+from .artifacts import ArtifactInfo, artifact_spec, base_model_of, check_artifact, read_artifact
 from .control.sampling import prepare as prepare_control
 
 SCHEDULERS = {
@@ -61,12 +61,19 @@ def read_adapters(pipe, adapters: Sequence[Artifact], check_base_model: bool = T
     """Read artifacts and refuse any made for another base model than `pipe`'s.
 
     Raises:
-        ValueError: an unknown artifact, or one for another base model.
+        ValueError: an unknown artifact, one for another base model, or more than one artifact that changes
+            the pipeline's layers (`ArtifactSpec.changes_layers`).
     """
     base = base_model_of(pipe) if check_base_model else None
     infos = [a if isinstance(a, ArtifactInfo) else read_artifact(a) for a in adapters]
     for info in infos:
         check_artifact(info, base_model=base)
+    layered = [info for info in infos if artifact_spec(info.kind).changes_layers]
+    if len(layered) > 1:
+        raise ValueError(
+            f"{' and '.join(f'{i.path} ({i.kind})' for i in layered)} both change the pipeline's layers, and such "
+            "adapters do not stack: use one per call (or merge one into the UNet first with export_merged_unet)"
+        )
     return infos
 
 
@@ -93,7 +100,7 @@ def generate(
         pipe: the base pipeline (`diffusion.load_pipeline`).
         prompt: the prompt (or one per image batch entry), e.g. `"a photo of <my-cat> on a beach"`.
         adapters: artifact folders/files of any registered diffusion method: Textual Inversions (several
-            tokens allowed, A1111 `.pt` too), at most one SVDiff, and control artifacts (ControlNet,
+            tokens allowed, A1111 `.pt` too), at most one that changes the pipeline's layers (SVDiff, LoRA, DiffFit, Custom Diffusion), and control artifacts (ControlNet,
             T2I-Adapter, IP-Adapter). Each personalization method applies its own (`ArtifactSpec.applied`);
             the control artifacts go to `diffusion.control.prepare`.
         negative_prompt: what to steer away from.

@@ -21,6 +21,7 @@ register_method(
         loads_with=f"pipe.unet.load_attn_procs(folder, weight_name='{WEIGHTS_FILE}', _pipeline=pipe) and "
         "pipe.load_textual_inversion(folder)",
         applied=custom_diffusion_applied,
+        changes_layers=True,
     ),
 )
 

@@ -11,7 +11,6 @@ import torch
 
 from studio.core import inject
 
-from ..adapter_folders import only_artifact
 from ..artifacts import ArtifactInfo
 from ..textual_inversion import EMBEDDINGS_FILE, textual_inversions_loaded
 from ..unload import remove_adapter, requires_grad_flags
@@ -24,9 +23,9 @@ def custom_diffusion_applied(pipe, infos: Sequence[ArtifactInfo]) -> Iterator[No
     """Apply the one Custom Diffusion artifact of a `generate` call, then restore the pipeline exactly.
 
     Raises:
-        ValueError: more than one Custom Diffusion artifact, or one made for another UNet.
+        ValueError: an artifact made for another UNet.
     """
-    info = only_artifact(infos)
+    (info,) = infos  # `generate` admits one artifact that changes the pipeline's layers
     weights = read_custom_diffusion(info.path, pipe.unet)
     config = CustomDiffusionConfig(train_q_out=any(n.endswith(("to_q", "to_out.0")) for n in weights))
     flags = requires_grad_flags(pipe.unet)

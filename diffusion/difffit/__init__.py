@@ -2,7 +2,7 @@
 
 from studio.core import register_method
 
-from ..adapter_folders import export_merged_unet, is_adapter_folder_of, one_artifact_applied
+from ..adapter_folders import artifact_applied, export_merged_unet, is_adapter_folder_of
 from ..artifacts import ArtifactSpec
 from .config import DiffFitConfig
 from .layer import NormAffineShift, ScaledBias
@@ -18,8 +18,9 @@ register_method(
     spec=ArtifactSpec(
         recognize=is_adapter_folder_of(DiffFitConfig.method),
         loads_with="the merged UNet: UNet2DConditionModel.from_pretrained(folder)",
-        applied=one_artifact_applied,
+        applied=artifact_applied,
         export=export_merged_unet,
+        changes_layers=True,
     ),
 )
 

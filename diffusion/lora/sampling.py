@@ -13,7 +13,6 @@ import torch
 
 from studio.core import inject, merge
 
-from ..adapter_folders import only_artifact
 from ..artifacts import ArtifactInfo
 from ..unload import remove_adapter, requires_grad_flags
 from .config import DiffusionLoRAConfig
@@ -51,8 +50,9 @@ def lora_loaded(pipe, weights: Weights) -> Iterator[None]:
 
 
 def lora_artifacts_applied(pipe, infos: Sequence[ArtifactInfo]) -> contextlib.AbstractContextManager:
-    """`lora_loaded` for the LoRA artifact of one `generate` call (one at a time: LoRAs do not stack here)."""
-    return lora_loaded(pipe, read_lora(only_artifact(infos).path, pipe))
+    """`lora_loaded` for the LoRA artifact of a `generate` call."""
+    (info,) = infos  # `generate` admits one artifact that changes the pipeline's layers
+    return lora_loaded(pipe, read_lora(info.path, pipe))
 
 
 def export_merged_lora_unet(pipe, artifact: str | os.PathLike, output_dir: str | os.PathLike) -> Path:

@@ -45,3 +45,20 @@ def test_each_trains_through_personalize_and_samples_through_generate(tiny_pipe,
                                   seed=0, output_type="np")  # fmt: skip
     assert np.abs(image - base[0]).max() > 1e-4
     np.testing.assert_array_equal(sample(tiny_pipe, PROMPT), base)  # and so did sampling
+
+
+def test_a_token_composes_with_one_layer_adapter_and_two_layer_adapters_are_refused(tiny_pipe, tmp_path):
+    run = dict(class_word="circle", steps=1, batch_size=2, progress=False)
+    ti = diffusion.personalize(tiny_pipe, concept_images(2), "textual_inversion", token="<t>",
+                               output_dir=tmp_path / "ti", config={"lr": 0.5}, **run)  # fmt: skip
+    lora = diffusion.personalize(tiny_pipe, concept_images(2), "lora", token="<r>",
+                                 output_dir=tmp_path / "lora", config={"lr": 0.05}, **run)  # fmt: skip
+    difffit = diffusion.personalize(tiny_pipe, concept_images(2), "difffit", token="<r>",
+                                    output_dir=tmp_path / "difffit", **run)  # fmt: skip
+    prompt = "a <t> and a <r> circle"
+    kw = dict(num_inference_steps=2, guidance_scale=4.0, seed=0, output_type="np")
+    (alone,) = diffusion.generate(tiny_pipe, prompt, adapters=[lora], **kw)
+    (both,) = diffusion.generate(tiny_pipe, prompt, adapters=[ti, lora], **kw)
+    assert np.abs(both - alone).max() > 1e-4  # the token's embedding took part
+    with pytest.raises(ValueError, match=r"\(lora\) and .*\(difffit\) both change the pipeline's layers"):
+        diffusion.generate(tiny_pipe, prompt, adapters=[lora, difffit], **kw)

@@ -155,7 +155,7 @@ def test_artifact_kind_and_mismatches_are_clear_errors(trained, tiny_sd_dir, tmp
     pipe, art = trained
     info = diffusion.read_artifact(art)
     assert info.kind == "svdiff" and info.hyperparameters["train_text_encoder"] is True
-    with pytest.raises(ValueError, match="at most one svdiff"):
+    with pytest.raises(ValueError, match="both change the pipeline's layers"):
         diffusion.generate(pipe, "a", adapters=[art, art], num_inference_steps=1)
     other = diffusion.load_pipeline(tiny_sd_dir, disable_progress_bar=True)
     other.base_model_id = "someone/else"
