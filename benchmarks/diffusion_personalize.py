@@ -1,20 +1,25 @@
-"""Personalization costs: trainable parameters per method, TI step time against the full-table approach, memory.
+"""Personalization costs: trainable parameters and step time of every method against full UNet fine-tuning
+(DreamBooth), TI step time against the full-table approach, memory.
 
     python benchmarks/diffusion_personalize.py [--steps 6] [--rounds 3]
 
 1. Trainable parameters of Textual Inversion (dim × vectors) and SVDiff (one per singular value, plus the norm
    weights) on `studio/shapes-sd` and on the SD 1.5 UNet / text-encoder architecture (built on the meta device
    from its config: nothing is downloaded or allocated).
-2. Step time of our Textual Inversion (only the new rows are parameters) against the diffusers example's
+2. Every registered personalization method with its default config: trainable parameters on both models, as
+   a fraction of full UNet fine-tuning (DreamBooth), and the step time of the UNet side on `studio/shapes-sd`
+   (forward, backward, AdamW) as a ratio to full fine-tuning, interleaved in the same run.
+3. Step time of our Textual Inversion (only the new rows are parameters) against the diffusers example's
    approach (the whole embedding table requires grad, AdamW over it, other rows restored after each step),
    measured in the same run, interleaved, medians of `--rounds`: the full step on `studio/shapes-sd`, and the
    text side of a step on the SD 1.5 text encoder (random init; the UNet part is identical for both approaches).
-3. Memory the approaches add: gradient + AdamW state + the diffusers example's copy of the table (exact counts).
+4. Memory the approaches add: gradient + AdamW state + the diffusers example's copy of the table (exact counts).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import sys
 import time
@@ -32,7 +37,7 @@ from diffusion.latents import text_embeddings  # noqa: E402
 from diffusion.svdiff.layer import NORM_TYPES  # noqa: E402
 from diffusion.textual_inversion import TextualInversionConfig  # noqa: E402
 from diffusion.unload import remove_adapter, requires_grad_flags  # noqa: E402
-from studio.core import inject  # noqa: E402
+from studio.core import get_method, inject, list_methods  # noqa: E402
 
 SD15_UNET = dict(
     sample_size=64, cross_attention_dim=768, attention_head_dim=8, block_out_channels=(320, 640, 1280, 1280),
@@ -67,6 +72,63 @@ def parameter_table(pipe) -> None:
         (us, un), (ts, tn) = svdiff_counts(unet), svdiff_counts(text)
         total = sum(p.numel() for p in unet.parameters())
         print(f"| {name} | {dim:,} / {4 * dim:,} | {us:,} + {un:,} | {ts:,} + {tn:,} | {total:,} |")
+
+
+def method_parameters(method: str, unet: nn.Module, text: nn.Module) -> int:
+    """Parameters `method` trains with its default config (the UNet part injected into a copy, on the meta
+    device, so nothing is allocated; SVDiff counted from shapes, since its injection computes SVDs)."""
+    if method == "svdiff":
+        return sum(svdiff_counts(unet))
+    entry = get_method(method, "diffusion")
+    token_rows = text.config.hidden_size if method in ("textual_inversion", "custom_diffusion") else 0
+    if method == "textual_inversion":
+        return token_rows
+    model = copy.deepcopy(unet)
+    with torch.device("meta"):
+        inject(model, entry.config_cls())
+    return token_rows + sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def methods_table(pipe, steps: int, rounds: int, batch: int) -> None:
+    """Trainable parameters of every personalization method and its UNet step time against full fine-tuning."""
+    with torch.device("meta"):
+        unet15, text15 = UNet2DConditionModel(**SD15_UNET), CLIPTextModel(CLIPTextConfig(**SD15_TEXT))
+    names = [m.name for m in list_methods("diffusion", "personalize")]
+    times = unet_step_times(pipe, [n for n in names if n != "textual_inversion"], steps, rounds, batch)
+    full = {
+        name: sum(p.numel() for p in u.parameters()) for name, u in (("ours", pipe.unet), ("sd15", unet15))
+    }
+    print("\n| method | trainable (shapes-sd) | trainable (SD 1.5 arch) | DreamBooth / method (SD 1.5) | "
+          "UNet step time / full fine-tune (shapes-sd) |")  # fmt: skip
+    print("|---|---|---|---|---|")
+    rows = [("full UNet (DreamBooth)", full["ours"], full["sd15"], times.get("full"))]
+    rows += [(n, method_parameters(n, pipe.unet, pipe.text_encoder), method_parameters(n, unet15, text15),
+              times.get(n)) for n in names]  # fmt: skip
+    for name, ours, sd15, t in rows:
+        ratio = "—" if t is None else f"{t / times['full']:.2f}"
+        print(f"| {name} | {ours:,} | {sd15:,} | {full['sd15'] / sd15:,.0f}× | {ratio} |")
+
+
+def unet_step_times(pipe, methods: list[str], steps: int, rounds: int, batch: int) -> dict[str, float]:
+    """Median seconds of a UNet training step (denoising loss, backward, AdamW) per method and for full
+    fine-tuning, rounds interleaved so machine load affects all alike."""
+    size = pipe.unet.config.sample_size
+    latents, timesteps = torch.randn(batch, 4, size, size), torch.randint(0, 1000, (batch,))
+    text = torch.randn(batch, 8, pipe.unet.config.cross_attention_dim)
+    times: dict[str, list[float]] = {name: [] for name in ["full", *methods]}
+    for _ in range(rounds):
+        for name in times:
+            unet = copy.deepcopy(pipe.unet).requires_grad_(True)
+            if name != "full":
+                inject(unet, get_method(name, "diffusion").config_cls())
+            optimizer = torch.optim.AdamW([p for p in unet.parameters() if p.requires_grad], lr=1e-6)
+            start = time.perf_counter()
+            for _ in range(steps):
+                unet(latents, timesteps, encoder_hidden_states=text).sample.square().mean().backward()
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            times[name].append((time.perf_counter() - start) / steps)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def full_table_step(text_encoder, ids, new_ids, optimizer, original, unet_loss):
@@ -135,6 +197,7 @@ def main() -> None:
     torch.manual_seed(0)
     pipe = diffusion.load_pipeline("studio/shapes-sd", disable_progress_bar=True)
     parameter_table(pipe)
+    methods_table(pipe, args.steps, args.rounds, args.batch)
 
     latents = torch.randn(args.batch, 4, pipe.unet.config.sample_size, pipe.unet.config.sample_size)
     timesteps = torch.randint(0, 1000, (args.batch,))
