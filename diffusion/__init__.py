@@ -9,12 +9,12 @@ Example:
     >>> images = diffusion.generate(pipe, "a <my-shape>", adapters=[art, ctl], control_image="photo.png")
 """
 
-from .adapter_folders import export_merged_unet
 from .artifacts import ArtifactInfo, ArtifactSpec, artifact_kinds, artifact_spec, read_artifact
 from .control import train_control
 from .controlnet import ControlNetConfig
 from .custom_diffusion import CustomDiffusionConfig
 from .difffit import DiffFitConfig
+from .export import export_merged_unet
 from .generate import SCHEDULERS, generate
 from .images import load_images
 from .ip_adapter import IPAdapterConfig

@@ -82,7 +82,7 @@ def is_adapter_folder_of(method: str) -> Callable[[Path], bool]:
     return recognize
 
 
-def export_merged_unet(pipe, folder: str | os.PathLike, output_dir: str | os.PathLike) -> Path:
+def merged_unet_from_folders(pipe, folder: str | os.PathLike, output_dir: str | os.PathLike) -> Path:
     """Write the UNet with an artifact's adapter folded in as a stock `UNet2DConditionModel` folder.
 
     The pipeline is not changed (a copy of its UNet is merged).

@@ -48,8 +48,10 @@ class ArtifactSpec:
         applied: for personalization methods, `(pipe, infos) -> context manager` that applies this method's
             artifacts for sampling and restores the pipeline after; None for control methods, which
             `diffusion.control.prepare` applies.
-        export: `(pipe, artifact, output_dir) -> Path` writing a stock-format export when the artifact
-            itself is not one (SVDiff's merged UNet); None when the artifact folder is already stock.
+        merged_unet: `(pipe, artifact, output_dir) -> Path` writing the base UNet with the artifact merged in
+            as a stock `UNet2DConditionModel` folder (SVDiff, LoRA, DiffFit); None when the method has none.
+        stock_loadable: whether stock diffusers loads the artifact itself (`loads_with`); when not, its
+            merged UNet is what a download offers.
         changes_layers: the artifact is applied by wrapping the pipeline's own layers (SVDiff, LoRA, DiffFit,
             Custom Diffusion); such adapters do not stack, so `generate` takes at most one such artifact.
     """
@@ -57,7 +59,8 @@ class ArtifactSpec:
     recognize: Callable[[Path], bool]
     loads_with: str
     applied: Callable[[Any, list[ArtifactInfo]], AbstractContextManager] | None = None
-    export: Callable[[Any, Path, Path], Path] | None = None
+    merged_unet: Callable[[Any, Path, Path], Path] | None = None
+    stock_loadable: bool = True
     changes_layers: bool = False
 
 

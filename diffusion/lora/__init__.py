@@ -20,7 +20,7 @@ register_method(
         recognize=is_lora_artifact,
         loads_with=f"pipe.load_lora_weights(folder) ({LORA_FILE}; {KOHYA_FILE} for A1111/ComfyUI)",
         applied=lora_artifacts_applied,
-        export=export_merged_lora_unet,
+        merged_unet=export_merged_lora_unet,
         changes_layers=True,
     ),
 )

@@ -2,7 +2,7 @@
 
 from studio.core import register_method
 
-from ..adapter_folders import artifact_applied, export_merged_unet, is_adapter_folder_of
+from ..adapter_folders import artifact_applied, is_adapter_folder_of, merged_unet_from_folders
 from ..artifacts import ArtifactSpec
 from .config import SVDiffConfig
 from .layer import NormShift, SpectralShift
@@ -19,7 +19,8 @@ register_method(
         recognize=is_adapter_folder_of(SVDiffConfig.method),
         loads_with="the merged UNet: UNet2DConditionModel.from_pretrained(folder)",
         applied=artifact_applied,
-        export=export_merged_unet,
+        merged_unet=merged_unet_from_folders,
+        stock_loadable=False,
         changes_layers=True,
     ),
 )

@@ -175,10 +175,11 @@ def add_parser(domains: argparse._SubParsersAction) -> argparse._SubParsersActio
     gen.set_defaults(run=_generate)
 
     export = commands.add_parser(
-        "export-unet", help="write an SVDiff-merged UNet as a stock diffusers folder"
+        "export-unet",
+        help="write the UNet with an SVDiff, LoRA or DiffFit artifact merged in, as a stock folder",
     )
     _model(export)
-    export.add_argument("--adapter", required=True, help="the SVDiff artifact folder")
+    export.add_argument("--adapter", required=True, help="the artifact (folder or file)")
     export.add_argument("--out", required=True)
     export.set_defaults(run=_export_unet)
     _add_train_control(commands)

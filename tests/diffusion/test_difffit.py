@@ -7,7 +7,7 @@ import torch
 from diffusers import UNet2DConditionModel
 
 import diffusion
-from diffusion.adapter_folders import export_merged_unet, save_adapter_folders
+from diffusion.adapter_folders import merged_unet_from_folders, save_adapter_folders
 from diffusion.artifacts import read_artifact
 from diffusion.difffit import DiffFitConfig, NormAffineShift, ScaledBias
 from diffusion.unload import remove_adapter, requires_grad_flags
@@ -58,7 +58,7 @@ def test_the_artifact_samples_through_generate_and_exports_a_stock_unet(tiny_pip
                                   guidance_scale=4.0, seed=0, output_type="np")  # fmt: skip
     np.testing.assert_allclose(image, ours[0], atol=1e-6)
     np.testing.assert_array_equal(sample(fresh), base)  # generate left the pipeline as it was
-    export_merged_unet(fresh, tmp_path / "art", tmp_path / "unet")
+    merged_unet_from_folders(fresh, tmp_path / "art", tmp_path / "unet")
     assert torch.allclose(
         _unet_out(UNet2DConditionModel.from_pretrained(tmp_path / "unet")), adapted, atol=1e-5
     )

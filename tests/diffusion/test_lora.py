@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save_file
 import diffusion
 from diffusion.artifacts import read_artifact
 from diffusion.lora import KOHYA_FILE, LORA_FILE, DiffusionLoRAConfig, save_lora, text_encoder_config
-from diffusion.lora.sampling import export_merged_lora_unet
+from diffusion.textual_inversion import save_embeddings
 from diffusion.unload import remove_adapter, requires_grad_flags
 from studio.core import LoRALinear, adapter_layers, inject, merge, unmerge
 from tests.diffusion.tiny import sample
@@ -95,9 +95,14 @@ def test_the_merged_unet_export_loads_as_a_stock_unet(tiny_pipe, tmp_path):
     save_lora(tiny_pipe, tmp_path / "lora")
     flags = requires_grad_flags(tiny_pipe.unet)
     remove_adapter(tiny_pipe.unet, flags)
-    export_merged_lora_unet(tiny_pipe, tmp_path / "lora", tmp_path / "unet")
+    diffusion.export_merged_unet(tiny_pipe, tmp_path / "lora", tmp_path / "unet")
     merged = UNet2DConditionModel.from_pretrained(tmp_path / "unet")
     assert torch.allclose(_unet_out(merged), adapted, atol=1e-5)
+    save_embeddings(tmp_path / "ti", "<x>", torch.randn(1, 32))
+    with pytest.raises(
+        ValueError, match="textual_inversion artifact, which has no merged-UNet export.*load_textual"
+    ):
+        diffusion.export_merged_unet(tiny_pipe, tmp_path / "ti", tmp_path / "unet2")
 
 
 def test_bad_inputs_get_clear_errors(tiny_pipe, tmp_path):
