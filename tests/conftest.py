@@ -53,3 +53,11 @@ def tiny_vit():
 def image_folder(tmp_path):
     """An ImageFolder directory with 3 classes × 4 images."""
     return write_image_folder(tmp_path / "data")
+
+
+@pytest.fixture
+def scratch_registry(monkeypatch):
+    """A copy of the method registry for one test: the toy methods it registers leave with it."""
+    from studio.core import registry
+
+    monkeypatch.setattr(registry, "_METHODS", dict(registry._METHODS))

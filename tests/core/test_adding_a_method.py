@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from studio.cli import main
-from studio.core import get_method, inject, load_adapter, method_names, registry, save_adapter
+from studio.core import get_method, inject, load_adapter, method_names, save_adapter
 from studio.ui import build_app
 from tests.conftest import make_tiny_vit
 
@@ -19,9 +19,8 @@ TOY = "tests.core.toy_method"
 
 
 @pytest.fixture
-def toy(monkeypatch):
+def toy(monkeypatch, scratch_registry):
     """The toy method registered for one test, on a copy of the registry that the test's end throws away."""
-    monkeypatch.setattr(registry, "_METHODS", dict(registry._METHODS))
     monkeypatch.delitem(sys.modules, TOY, raising=False)
     yield importlib.import_module(TOY)
     sys.modules.pop(TOY, None)

@@ -14,7 +14,6 @@ from studio.core import (
     load_adapter,
     method_configs,
     register_method,
-    registry,
     save_adapter,
 )
 from tests.conftest import make_tiny_vit
@@ -77,8 +76,7 @@ def test_non_vit_models_get_a_clear_error():
         inject(model, vision.AdaptFormerConfig())
 
 
-def test_one_name_in_two_domains_needs_the_domain(monkeypatch):
-    monkeypatch.setattr(registry, "_METHODS", dict(registry._METHODS))
+def test_one_name_in_two_domains_needs_the_domain(scratch_registry):
 
     @dataclasses.dataclass
     class OtherLinearProbe(MethodConfig):

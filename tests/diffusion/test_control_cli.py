@@ -19,9 +19,9 @@ def _help(capsys) -> str:
     return capsys.readouterr().out
 
 
-def test_help_offers_every_registered_control_method_with_its_options(capsys, monkeypatch):
+def test_help_offers_every_registered_control_method_with_its_options(capsys, scratch_registry):
     """What the registry holds is what `--method` accepts and the help lists: a newly registered method too."""
-    toy = register_toy_control(monkeypatch)
+    toy = register_toy_control()
     text = _help(capsys)
     configs = method_configs("diffusion", "control")
     assert toy in configs and {"controlnet", "t2i_adapter", "ip_adapter"} <= set(configs)
@@ -32,11 +32,11 @@ def test_help_offers_every_registered_control_method_with_its_options(capsys, mo
 
 
 def test_a_newly_registered_control_method_trains_from_the_shell_and_samples(
-    tiny_sd_dir, tiny_pipe, tmp_path, capsys, monkeypatch
+    tiny_sd_dir, tiny_pipe, tmp_path, capsys, scratch_registry
 ):
     """Adding a control method is its config and one registration: the CLI trains it, with its own option
     reaching the artifact, and `generate` samples with it."""
-    toy = register_toy_control(monkeypatch)
+    toy = register_toy_control()
     data = tmp_path / "data"
     write_control_pairs(data, [Scene("circle", "red"), Scene("square", "red")], conditions=False)
     out = tmp_path / "toy"

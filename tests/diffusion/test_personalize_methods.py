@@ -135,11 +135,9 @@ def _subparser(parser, name):
     return commands.choices[name]
 
 
-def test_a_new_method_is_its_folder_and_one_registration(tiny_sd_dir, tmp_path, monkeypatch):
-    from studio.core import MethodConfig, hfield, register_method, registry
+def test_a_new_method_is_its_folder_and_one_registration(tiny_sd_dir, tmp_path, scratch_registry):
+    from studio.core import MethodConfig, hfield, register_method
     from studio.ui import build_app
-
-    monkeypatch.setattr(registry, "_METHODS", dict(registry._METHODS))  # the toy leaves with the test
 
     @dataclass
     class ToyConfig(MethodConfig):

@@ -9,12 +9,9 @@ import dataclasses
 from dataclasses import dataclass
 from functools import partial
 
-import pytest
-
 from diffusion.control import train_control
 from diffusion.controlnet import ControlNetConfig
 from studio.core import get_method, hfield, register_method
-from studio.core import registry as core_registry
 
 NAME = "toy_control"
 
@@ -28,13 +25,12 @@ class ToyControlConfig(ControlNetConfig):
     toy_option: int = hfield(1, "An option only the toy method has.")
 
 
-def register_toy_control(monkeypatch: pytest.MonkeyPatch) -> str:
-    """Register the toy method for one test (on a copy of the registry, which the test's end restores).
+def register_toy_control() -> str:
+    """Register the toy method (call it from a test that uses the `scratch_registry` fixture).
 
     Returns:
         Its name.
     """
-    monkeypatch.setattr(core_registry, "_METHODS", dict(core_registry._METHODS))
     controlnet = get_method("controlnet", "diffusion")
     register_method(
         ToyControlConfig,

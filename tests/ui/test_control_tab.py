@@ -42,9 +42,9 @@ def test_ip_adapter_shows_no_condition_or_canny_controls(studio):
     assert shown_for("t2i_adapter", "sketch")[1].visible is False
 
 
-def test_the_method_choices_are_the_registered_control_methods(studio, monkeypatch):
+def test_the_method_choices_are_the_registered_control_methods(studio, monkeypatch, scratch_registry):
     """A newly registered control method shows in the tab's choices with its options' form, and is queued."""
-    toy = register_toy_control(monkeypatch)
+    toy = register_toy_control()
     with gr.Blocks() as blocks:
         control.build(studio, gr.Timer())
     radio = next(b for b in blocks.blocks.values() if getattr(b, "elem_id", None) == "control-method")
