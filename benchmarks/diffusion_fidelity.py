@@ -1,0 +1,163 @@
+"""Fidelity and editability of every personalization method on the bundled `studio/shapes-sd`.
+
+    python benchmarks/diffusion_fidelity.py [--steps 300] [--seeds 24] [--methods lora svdiff ...]
+
+Each method learns the held-out star (a shape the bundled model never drew) from 6 renders, with its default
+config and the same run (batch 4, the same prompts, seed 0). Then, for `--seeds` seeds each:
+- **fidelity**: the star rate of "a <token>" samples, by a shape probe (the frozen `studio/shapes-vit`
+  features and a logistic regression fitted on world renders of every shape, held-out ones included);
+- **editability**: "a green <token>" samples whose object is green, and "a <token> on a teal background"
+  samples whose background is teal, read from the pixels (the nearest colour of the world's palette to the
+  object's median pixel, and to the image corners').
+The untrained row samples "a star" from the base model (the word it never learned to draw). The DreamBench
+convention this follows: fidelity = likeness to the subject, editability = prompt following.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import diffusion  # noqa: E402
+import vision  # noqa: E402
+from studio.core import method_names  # noqa: E402
+from studio.world import BACKGROUNDS, COLOURS, SHAPES, render, sample_scenes  # noqa: E402
+
+TARGET = "star"
+CLASS_WORD = "square"  # a shape the model knows, for the methods that start from or say a class word
+TEMPLATES = ["a {}", "a {} on a grey background", "a small {}", "a large {}"]
+
+
+class ShapeProbe:
+    """Names the shape in an image: `studio/shapes-vit`'s frozen pooled features and a logistic regression
+    fitted on world renders of every shape (`per_shape` each, none of them a training image)."""
+
+    def __init__(self, per_shape: int = 60, seed: int = 1) -> None:
+        from sklearn.linear_model import LogisticRegression
+
+        self.backbone = vision.create_model("studio/shapes-vit", pretrained=True).eval()
+        self.transform = vision.image_transform(self.backbone)
+        images, labels = world_renders(per_shape, seed)
+        self.classifier = LogisticRegression(max_iter=2000).fit(self.features(images), labels)
+
+    def features(self, images: list[Image.Image]) -> np.ndarray:
+        """Pooled features of `images`."""
+        batch = torch.stack([self.transform(image.convert("RGB")) for image in images])
+        with torch.no_grad():
+            return self.backbone.forward_head(self.backbone.forward_features(batch), pre_logits=True).numpy()
+
+    def shapes(self, images: list[Image.Image]) -> list[str]:
+        """The shape name the probe sees in each image."""
+        return [SHAPES[i] for i in self.classifier.predict(self.features(images))]
+
+    def accuracy(self, per_shape: int = 20, seed: int = 2) -> float:
+        """Accuracy on fresh renders."""
+        images, labels = world_renders(per_shape, seed)
+        return float((self.classifier.predict(self.features(images)) == labels).mean())
+
+
+def world_renders(per_shape: int, seed: int) -> tuple[list[Image.Image], np.ndarray]:
+    """`per_shape` renders of every shape of the world and their shape indices."""
+    images, labels = [], []
+    for s, shape in enumerate(SHAPES):
+        for i, scene in enumerate(sample_scenes(per_shape, seed + s, "all", shape=shape)):
+            images.append(render(scene, 64, seed * 1000 + s * 100 + i))
+            labels.append(s)
+    return images, np.array(labels)
+
+
+def _nearest(rgb: np.ndarray, palette: dict[str, tuple[int, int, int]]) -> str:
+    names = list(palette)
+    distances = np.linalg.norm(np.array([palette[n] for n in names], dtype=float) - rgb, axis=1)
+    return names[int(distances.argmin())]
+
+
+def background_colour(image: Image.Image) -> str:
+    """The world background nearest to the median of the image's four corner patches."""
+    a = np.asarray(image.convert("RGB"), dtype=float)
+    k = max(2, a.shape[0] // 10)
+    corners = np.concatenate([a[:k, :k], a[:k, -k:], a[-k:, :k], a[-k:, -k:]]).reshape(-1, 3)
+    return _nearest(np.median(corners, axis=0), BACKGROUNDS)
+
+
+def object_colour(image: Image.Image) -> str:
+    """The world colour nearest to the median of the pixels that differ most from the background."""
+    a = np.asarray(image.convert("RGB"), dtype=float).reshape(-1, 3)
+    background = np.array(BACKGROUNDS[background_colour(image)], dtype=float)
+    distance = np.linalg.norm(a - background, axis=1)
+    object_pixels = a[distance >= np.quantile(distance, 0.85)]
+    return _nearest(np.median(object_pixels, axis=0), COLOURS)
+
+
+def concept_images(count: int = 6) -> list[Image.Image]:
+    """The star renders every method learns from."""
+    return [
+        render(scene, 64, 10 + i) for i, scene in enumerate(sample_scenes(count, 7, "heldout", shape=TARGET))
+    ]
+
+
+def scores(pipe, probe: ShapeProbe, token: str, adapters: list, seeds: int) -> dict[str, float]:
+    """Fidelity (star rate of "a <token>") and the two editability rates, over `seeds` seeds each."""
+
+    def sample(prompt: str) -> list[Image.Image]:
+        return [diffusion.generate(pipe, prompt, adapters=adapters, num_inference_steps=25, guidance_scale=5.0,
+                                   seed=s)[0] for s in range(seeds)]  # fmt: skip
+
+    plain, green, teal = (
+        sample(f"a {token}"),
+        sample(f"a green {token}"),
+        sample(f"a {token} on a teal background"),
+    )
+    return {
+        "fidelity": float(np.mean([s == TARGET for s in probe.shapes(plain)])),
+        "green": float(np.mean([object_colour(im) == "green" for im in green])),
+        "teal": float(np.mean([background_colour(im) == "teal" for im in teal])),
+    }
+
+
+def train(pipe, method: str, steps: int, folder: Path) -> tuple[Path, str, float]:
+    """Train `method` on the star; returns the artifact, the token its prompts use and the seconds taken."""
+    token = "<star-concept>"
+    start = time.perf_counter()
+    art = diffusion.personalize(pipe, concept_images(), method, token=token, class_word=CLASS_WORD, steps=steps,
+                                batch_size=4, prompt_templates=TEMPLATES, output_dir=folder / method,
+                                progress=False)  # fmt: skip
+    subject = token if method == "textual_inversion" else f"{token} {CLASS_WORD}"
+    return art, subject, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--seeds", type=int, default=24)
+    parser.add_argument("--methods", nargs="*", default=None, help="default: every personalization method")
+    args = parser.parse_args()
+    methods = args.methods or method_names("diffusion", "personalize")
+    probe = ShapeProbe()
+    print(f"shape probe accuracy on fresh renders: {probe.accuracy():.3f}")
+    pipe = diffusion.load_pipeline("studio/shapes-sd", disable_progress_bar=True)
+    rows = [("untrained ('a star')", scores(pipe, probe, TARGET, [], args.seeds), 0.0)]
+    with tempfile.TemporaryDirectory() as tmp:
+        for method in methods:
+            art, subject, seconds = train(pipe, method, args.steps, Path(tmp))
+            rows.append((method, scores(pipe, probe, subject, [art], args.seeds), seconds))
+            print(f"{method}: {rows[-1][1]} in {seconds:.0f} s", flush=True)
+    print(f"\n{args.steps} steps, batch 4, {args.seeds} seeds per prompt")
+    print(
+        "| method | fidelity: star rate | editability: green object | editability: teal background | train s |"
+    )
+    print("|---|---|---|---|---|")
+    for name, s, seconds in rows:
+        print(f"| {name} | {s['fidelity']:.2f} | {s['green']:.2f} | {s['teal']:.2f} | {seconds:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
