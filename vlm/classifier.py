@@ -3,6 +3,7 @@ zero-shot, linear probe, CoOp, Tip-Adapter, Tip-Adapter-F, ...), saved as `adapt
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -200,6 +201,34 @@ class FewShotCLIP:
         self.head = self.method.train(ctx, support, self.config).eval()
         self.classnames, self._ctx = classnames, ctx
         return self
+
+    def transfer(self, classnames: Sequence[str]) -> FewShotCLIP:
+        """A classifier for other classes with what this one learned: its prompt context or feature adapter,
+        restored on the new class names (base-to-new generalisation, as in the CoCoOp paper).
+
+        Args:
+            classnames: the classes to classify, fitted on or not.
+
+        Returns:
+            A new fitted classifier on the same base model; this one is unchanged.
+
+        Raises:
+            RuntimeError: this classifier is not fitted.
+            ValueError: the method learns per-class parameters (a linear probe, a cache of support images),
+                which say nothing about other classes; or bad class names.
+        """
+        head = self._require_fitted()
+        if not self.method.spec.class_agnostic(self.config):
+            able = [m.name for m in list_methods("vlm") if m.spec.class_agnostic(m.config_cls())]
+            raise ValueError(
+                f"{self.method.name} (as configured) learns per-class parameters, so it cannot classify classes "
+                f"it was not fitted on; methods that can: {', '.join(able)}"
+            )
+        clf = copy.copy(self)
+        clf.classnames = _classnames(list(classnames), classnames)
+        clf._ctx = self._context(clf.classnames)
+        clf.head = self.method.load(clf._ctx, self.config, head.tensors(), dict(head.hparams)).eval()
+        return clf
 
     def _views(self, pictures: list[Image.Image]) -> torch.Tensor | None:
         count = self.method.spec.augmented_views(self.config)
