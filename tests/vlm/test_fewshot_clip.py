@@ -231,7 +231,10 @@ def test_bad_inputs_raise_clear_errors(base, tmp_path):
     not_an_image.write_text("hello")
     with pytest.raises(ValueError, match="notes.png is not a readable image"):
         clf.fit([*train[:-1], not_an_image], labels, CLASSES)
-    with pytest.raises(ValueError, match="unknown method 'prompt_magic'.*known methods: clip_adapter, cocoop, coop, linear_probe"):
+    with pytest.raises(
+        ValueError,
+        match="unknown method 'prompt_magic'.*known methods: clip_adapter, cocoop, coop, linear_probe",
+    ):
         make(base, "prompt_magic")
     with pytest.raises(ValueError, match=r"unknown CoOpConfig fields \['n_ctxx'\]; known fields"):
         make(base, "coop", n_ctxx=4)
