@@ -1,4 +1,5 @@
-"""Few-shot CLIP classification on open_clip: zero-shot, linear probe, CoOp, Tip-Adapter, Tip-Adapter-F.
+"""Few-shot CLIP classification on open_clip: zero-shot, linear probe, CoOp, CoCoOp, CLIP-Adapter,
+Tip-Adapter, Tip-Adapter-F.
 
 Each method lives in its own folder and registers itself in `studio.core`'s registry (domain `"vlm"`, task
 `"fewshot"`); `FewShotCLIP(method=...)` finds it there.
@@ -11,6 +12,8 @@ Example:
 
 from .base import FewShotSpec
 from .classifier import FewShotCLIP
+from .clip_adapter import ClipAdapterConfig
+from .cocoop import CoCoOpConfig
 from .coop import CoOpConfig
 from .linear_probe import ClipLinearProbeConfig
 from .models import create_clip
@@ -18,7 +21,9 @@ from .tip_adapter import TipAdapterConfig, TipAdapterFConfig
 from .zero_shot import ZeroShotConfig
 
 __all__ = [
+    "ClipAdapterConfig",
     "ClipLinearProbeConfig",
+    "CoCoOpConfig",
     "CoOpConfig",
     "FewShotCLIP",
     "FewShotSpec",

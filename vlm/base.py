@@ -58,10 +58,14 @@ class FewShotSpec:
         needs_support: whether the fit uses support images at all (zero-shot does not).
         augmented_views: `config -> number of augmented views of every support image the fit uses`
             (encoded once and cached, like the plain view).
+        class_agnostic: `config -> whether the fitted head holds no per-class parameters` (a prompt
+            context, a feature adapter), so that restoring it on other class names classifies classes it
+            was never fitted on (`FewShotCLIP.transfer`).
     """
 
     needs_support: bool = True
     augmented_views: Callable[[Any], int] = lambda config: 0
+    class_agnostic: Callable[[Any], bool] = lambda config: False
 
 
 @dataclass
@@ -82,6 +86,13 @@ class Support:
         """The support restricted to rows `index`."""
         views = None if self.views is None else self.views[:, index]
         return Support(self.features[index], self.labels[index], views)
+
+    def epoch_views(self) -> torch.Tensor:
+        """The features a trainer cycles through, one view per epoch: `(V, n, d)`, the augmented views or
+        else the plain features alone."""
+        if self.views is not None and len(self.views):
+            return self.views
+        return self.features[None]
 
     @property
     def shots(self) -> int:

@@ -1,8 +1,9 @@
-"""`FewShotCLIP`: a few-shot classifier on a frozen open_clip model (any method registered for domain "vlm":
-zero-shot, linear probe, CoOp, Tip-Adapter, Tip-Adapter-F, ...), saved as `adapter_config.json` + `adapter_model.safetensors`."""
+"""`FewShotCLIP`: a few-shot classifier on a frozen open_clip model (any method registered for domain "vlm"),
+saved as `adapter_config.json` + `adapter_model.safetensors`."""
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -14,9 +15,7 @@ from PIL import Image
 from torch import nn
 
 from studio.core import (
-    Method,
     MethodConfig,
-    get_method,
     list_methods,
     read_adapter_config,
     read_tensors,
@@ -29,6 +28,7 @@ from studio.images import load_image
 
 from .base import ClipContext, Head, Support
 from .features import ImageFeatures, ImageLike
+from .lookup import method_and_config
 from .templates import resolve_templates
 from .text import class_text_features
 
@@ -201,6 +201,34 @@ class FewShotCLIP:
         self.classnames, self._ctx = classnames, ctx
         return self
 
+    def transfer(self, classnames: Sequence[str]) -> FewShotCLIP:
+        """A classifier for other classes with what this one learned: its prompt context or feature adapter,
+        restored on the new class names (base-to-new generalisation, as in the CoCoOp paper).
+
+        Args:
+            classnames: the classes to classify, fitted on or not.
+
+        Returns:
+            A new fitted classifier on the same base model; this one is unchanged.
+
+        Raises:
+            RuntimeError: this classifier is not fitted.
+            ValueError: the method learns per-class parameters (a linear probe, a cache of support images),
+                which say nothing about other classes; or bad class names.
+        """
+        head = self._require_fitted()
+        if not self.method.spec.class_agnostic(self.config):
+            able = [m.name for m in list_methods("vlm") if m.spec.class_agnostic(m.config_cls())]
+            raise ValueError(
+                f"{self.method.name} (as configured) learns per-class parameters, so it cannot classify classes "
+                f"it was not fitted on; methods that can: {', '.join(able)}"
+            )
+        clf = copy.copy(self)
+        clf.classnames = _classnames(list(classnames), classnames)
+        clf._ctx = self._context(clf.classnames)
+        clf.head = self.method.load(clf._ctx, self.config, head.tensors(), dict(head.hparams)).eval()
+        return clf
+
     def _views(self, pictures: list[Image.Image]) -> torch.Tensor | None:
         count = self.method.spec.augmented_views(self.config)
         if count == 0:
@@ -331,48 +359,6 @@ class FewShotCLIP:
         clf.head = clf.method.load(ctx, clf.config, head_tensors, record.get("hyperparameters", {})).eval()
         clf.classnames, clf._ctx = list(record["classnames"]), ctx
         return clf
-
-
-def fewshot_method(name: str) -> Method:
-    """The registered few-shot method called `name`.
-
-    Raises:
-        ValueError: an unknown name; the message lists the known ones.
-    """
-    try:
-        return get_method(name, "vlm")
-    except KeyError as err:  # a bad argument value, as every other bad argument of FewShotCLIP
-        raise ValueError(err.args[0]) from None
-
-
-def method_and_config(
-    method: str | None, config: MethodConfig | None, options: dict[str, Any]
-) -> tuple[Method, MethodConfig]:
-    """The few-shot method and its validated config, from a name and keyword options or from a config.
-
-    Args:
-        method: the method's name; None: `config`'s method, or `"tip_adapter"`.
-        config: the method's config, or None to build it from `options`.
-        options: config field values (only without `config`).
-
-    Raises:
-        ValueError: an unknown method or option (the message lists the known ones), an invalid value, both
-            `config` and options, or a `config` that is not of `method` or of no few-shot method.
-    """
-    if config is None:
-        chosen = fewshot_method(method or "tip_adapter")
-        return chosen, chosen.config_cls.from_dict(options)
-    if options:
-        raise ValueError(
-            f"pass the method's options in config= or as keywords, not both (got {sorted(options)})"
-        )
-    chosen = next((m for m in list_methods("vlm") if type(config) is m.config_cls), None)
-    if chosen is None or method not in (None, chosen.name):
-        raise ValueError(
-            f"config is a {type(config).__name__}, not the config of few-shot method {method or '(any)'!r}; "
-            f"pass the config class of the method (see studio.core.method_configs('vlm'))"
-        )
-    return chosen, config
 
 
 def _load_all(images: Sequence[ImageLike] | ImageLike) -> list[Image.Image]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from .render import render
-from .scene import CaptionStyle, Split, sample_scenes
+from .scene import CaptionStyle, Scene, Split, sample_scenes
 from .vocab import HELDOUT_SHAPES, PRETRAIN_SHAPES
 
 Pair = tuple[Image.Image, int]
@@ -41,9 +42,15 @@ def _seeds(seed: int, *keys: int, n: int) -> list[int]:
 
 
 def _shape_task(
-    shapes: tuple[str, ...], split: Split, counts: tuple[int, int, int], size: int, seed: int
+    shapes: tuple[str, ...],
+    split: Split,
+    counts: tuple[int, int, int],
+    size: int,
+    seed: int,
+    draw: Callable[[Scene, int, int], Image.Image] = render,
 ) -> Task:
-    """One class per shape; every other attribute random within `split`; classes interleaved."""
+    """One class per shape; every other attribute random within `split`; classes interleaved; each scene
+    drawn by `draw(scene, size, seed)`."""
     task_key = zlib.crc32(" ".join(shapes).encode())  # tasks over different classes draw unrelated scenes
     parts = {}
     for s, (name, count) in enumerate(zip(_SPLITS, counts, strict=True)):
@@ -51,7 +58,7 @@ def _shape_task(
         for c, shape in enumerate(shapes):
             scene_seed, *render_seeds = _seeds(seed, task_key, s, c, n=count + 1)
             scenes = sample_scenes(count, scene_seed, split, shape=shape)
-            per_class.append([(render(sc, size, r), c) for sc, r in zip(scenes, render_seeds, strict=True)])
+            per_class.append([(draw(sc, size, r), c) for sc, r in zip(scenes, render_seeds, strict=True)])
         parts[name] = [pair for group in zip(*per_class, strict=True) for pair in group]
     return Task(classes=list(shapes), **parts)
 

@@ -65,7 +65,10 @@ def test_bad_input_is_one_readable_line(tiny_model_dir, image_folder, tmp_path, 
 
     with pytest.raises(SystemExit, match="2"):
         main(fit_args(tiny_model_dir, image_folder, tmp_path / "o", "--method", "magic"))
-    assert "invalid choice: 'magic' (choose from 'coop', 'linear_probe'" in capsys.readouterr().err
+    assert (
+        "invalid choice: 'magic' (choose from 'clip_adapter', 'cocoop', 'coop', 'linear_probe'"
+        in capsys.readouterr().err
+    )
 
     (image_folder / "empty").mkdir()
     assert main(fit_args(tiny_model_dir, image_folder, tmp_path / "o")) == 2

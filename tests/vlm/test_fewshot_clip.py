@@ -24,6 +24,8 @@ FAST = {  # keep training short; the defaults are exercised by the benchmark
     "coop": {"epochs": 3},
     "tip_adapter": {"augment_views": 2},
     "tip_adapter_f": {"augment_views": 2, "epochs": 3, "min_steps": 0},
+    "clip_adapter": {"augment_views": 2, "epochs": 3, "min_steps": 0},
+    "cocoop": {"epochs": 2, "batch_size": 4, "warmup_epochs": 0},
 }
 
 
@@ -229,7 +231,10 @@ def test_bad_inputs_raise_clear_errors(base, tmp_path):
     not_an_image.write_text("hello")
     with pytest.raises(ValueError, match="notes.png is not a readable image"):
         clf.fit([*train[:-1], not_an_image], labels, CLASSES)
-    with pytest.raises(ValueError, match="unknown method 'prompt_magic'.*known methods: coop, linear_probe"):
+    with pytest.raises(
+        ValueError,
+        match="unknown method 'prompt_magic'.*known methods: clip_adapter, cocoop, coop, linear_probe",
+    ):
         make(base, "prompt_magic")
     with pytest.raises(ValueError, match=r"unknown CoOpConfig fields \['n_ctxx'\]; known fields"):
         make(base, "coop", n_ctxx=4)

@@ -156,4 +156,15 @@ def restore(
     return head
 
 
-register_method(CoOpConfig, domain="vlm", task="fewshot", train=fit, load=restore, spec=FewShotSpec())
+def _shared_context(config: CoOpConfig) -> bool:
+    return not config.class_specific
+
+
+register_method(
+    CoOpConfig,
+    domain="vlm",
+    task="fewshot",
+    train=fit,
+    load=restore,
+    spec=FewShotSpec(class_agnostic=_shared_context),
+)

@@ -183,8 +183,7 @@ def _train_keys(
 ):
     if stop_after == 0:
         return
-    views = support.views if support.views is not None and len(support.views) else support.features[None]
-    views, labels = views.to(ctx.device), support.labels.to(ctx.device)
+    views, labels = support.epoch_views().to(ctx.device), support.labels.to(ctx.device)
 
     def batch_loss(index: torch.Tensor, epoch: int) -> torch.Tensor:
         return F.cross_entropy(head(views[epoch % len(views)][index]), labels[index])

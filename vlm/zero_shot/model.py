@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import torch
+
 from studio.core import register_method
 
-from ..base import ClipContext, FewShotSpec, LinearHead, Support, restore_linear
+from ..base import ClipContext, FewShotSpec, LinearHead, Support
 from .config import ZeroShotConfig
 
 
@@ -19,11 +21,26 @@ def fit(ctx: ClipContext, support: Support | None, config: ZeroShotConfig) -> Li
     return LinearHead(ctx.logit_scale * ctx.text_weights)
 
 
+def restore(
+    ctx: ClipContext, config: ZeroShotConfig, tensors: dict[str, torch.Tensor], hparams: dict
+) -> LinearHead:
+    """The zero-shot classifier of `ctx` again: a saved one holds exactly these weights, and on other class
+    names it is their zero-shot classifier.
+
+    Args:
+        ctx: base model and classes.
+        config: the (empty) config.
+        tensors: the saved weights (not needed).
+        hparams: none.
+    """
+    return fit(ctx, None, config)
+
+
 register_method(
     ZeroShotConfig,
     domain="vlm",
     task="fewshot",
     train=fit,
-    load=restore_linear,
-    spec=FewShotSpec(needs_support=False),
+    load=restore,
+    spec=FewShotSpec(needs_support=False, class_agnostic=lambda config: True),
 )

@@ -105,7 +105,8 @@ def build(studio, timer: gr.Timer) -> None:
             value=DEFAULT_METHOD,
             label="method",
             elem_id="fewshot-method",
-            info="Tip-Adapter fits in seconds without training; CoOp and Tip-Adapter-F train a little.",
+            info="Tip-Adapter fits in seconds without training; the others train on cached image features "
+            "(CoCoOp, which runs the text tower for every image, the longest).",
         )
         name = gr.Textbox("", label="classifier name", info="Its name in the library.")
     form = MethodForm(method_choices(), DEFAULT_METHOD)
