@@ -89,12 +89,28 @@ def background_colour(image: Image.Image) -> str:
 
 
 def object_colour(image: Image.Image) -> str:
-    """The world colour nearest to the median of the pixels that differ most from the background."""
+    """The world colour most of the object's pixels (those far from the background colour) are nearest to."""
     a = np.asarray(image.convert("RGB"), dtype=float).reshape(-1, 3)
     background = np.array(BACKGROUNDS[background_colour(image)], dtype=float)
-    distance = np.linalg.norm(a - background, axis=1)
-    object_pixels = a[distance >= np.quantile(distance, 0.85)]
-    return _nearest(np.median(object_pixels, axis=0), COLOURS)
+    object_pixels = a[np.linalg.norm(a - background, axis=1) > 60]
+    if len(object_pixels) == 0:
+        return "none"
+    names = list(COLOURS)
+    palette = np.array([COLOURS[n] for n in names], dtype=float)
+    nearest = np.linalg.norm(object_pixels[:, None] - palette[None], axis=2).argmin(axis=1)
+    return names[int(np.bincount(nearest, minlength=len(names)).argmax())]
+
+
+def colour_reader_accuracy(per_colour: int = 10, seed: int = 3) -> tuple[float, float]:
+    """How often `object_colour` and `background_colour` are right on world renders (any texture and size)."""
+    objects = backgrounds = total = 0
+    for colour in COLOURS:
+        for i, scene in enumerate(sample_scenes(per_colour, seed, "all", colour=colour)):
+            image = render(scene, 64, i)
+            objects += object_colour(image) == colour
+            backgrounds += background_colour(image) == scene.background
+            total += 1
+    return objects / total, backgrounds / total
 
 
 def concept_images(count: int = 6) -> list[Image.Image]:
@@ -143,6 +159,7 @@ def main() -> None:
     methods = args.methods or method_names("diffusion", "personalize")
     probe = ShapeProbe()
     print(f"shape probe accuracy on fresh renders: {probe.accuracy():.3f}")
+    print("colour reader accuracy on renders (object, background): %.3f, %.3f" % colour_reader_accuracy())
     pipe = diffusion.load_pipeline("studio/shapes-sd", disable_progress_bar=True)
     rows = [("untrained ('a star')", scores(pipe, probe, TARGET, [], args.seeds), 0.0)]
     with tempfile.TemporaryDirectory() as tmp:
