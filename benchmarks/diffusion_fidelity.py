@@ -159,7 +159,8 @@ def main() -> None:
     methods = args.methods or method_names("diffusion", "personalize")
     probe = ShapeProbe()
     print(f"shape probe accuracy on fresh renders: {probe.accuracy():.3f}")
-    print("colour reader accuracy on renders (object, background): %.3f, %.3f" % colour_reader_accuracy())
+    objects, backgrounds = colour_reader_accuracy()
+    print(f"colour reader accuracy on renders: objects {objects:.3f}, backgrounds {backgrounds:.3f}")
     pipe = diffusion.load_pipeline("studio/shapes-sd", disable_progress_bar=True)
     rows = [("untrained ('a star')", scores(pipe, probe, TARGET, [], args.seeds), 0.0)]
     with tempfile.TemporaryDirectory() as tmp:
