@@ -110,7 +110,7 @@ def finetune_accuracy(settings: Settings, method: str, task, lr: float, split: s
         batch_size=settings.batch_size,
         progress=False,
     )
-    return vision.evaluate(model, eval_pairs, progress=False)["accuracy"]
+    return vision.evaluate(model, eval_pairs, classes=task.classes, progress=False)["accuracy"]
 
 
 @torch.inference_mode()

@@ -54,7 +54,10 @@ def test_task_is_deterministic_balanced_and_split_800_200(name):
 
 
 def test_a_larger_training_set_starts_with_the_smaller_one():
-    small, large = vtab_task("count", train=10, test=5, size=32), vtab_task("count", train=20, test=5, size=32)
+    small, large = (
+        vtab_task("count", train=10, test=5, size=32),
+        vtab_task("count", train=20, test=5, size=32),
+    )
     assert _digests(large.train + large.val)[:10] == _digests(small.train + small.val)
     assert _digests(large.test) == _digests(small.test)
 
