@@ -261,7 +261,11 @@ def main() -> None:
     run = partial(run_task, settings, methods=methods)
     results, cpu = {}, 0.0
     # One thread per worker process: on a busy CPU, threads of one process wait on each other at every op.
-    pool = ProcessPoolExecutor(args.workers, torch.set_num_threads, initargs=(1,)) if args.workers else None
+    pool = (
+        ProcessPoolExecutor(args.workers, initializer=torch.set_num_threads, initargs=(1,))
+        if args.workers
+        else None
+    )
     with pool or contextlib.nullcontext():
         outcomes = pool.map(run, tasks) if pool else map(run, tasks)
         for name, (result, seconds) in zip(tasks, outcomes, strict=True):
