@@ -1,9 +1,9 @@
 """A procedural image world: one coloured, textured shape on a background, deterministic from a seed.
 
 The project cannot download data, so it draws its own: scenes (`Scene`, `sample_scenes`), images and
-control images (`render`, `render_with_conditions`) and ready-made tasks (`shape_classification`,
-`caption_pairs`, `novel_concept_task`, `digits_task`). The held-out split (`HELDOUT_SHAPES`,
-`HELDOUT_COMBINATIONS`) is never drawn for pretraining, so the downstream tasks have genuinely novel concepts.
+control images (`render`, `render_with_conditions`), ready-made tasks (`shape_classification`,
+`caption_pairs`, `novel_concept_task`, `digits_task`) and the nine tasks of a mini-VTAB-1k (`vtab_task`,
+`VTAB_TASKS`, `VTAB_GROUPS`). The held-out split (`HELDOUT_SHAPES`, `HELDOUT_COMBINATIONS`) is never drawn for pretraining, so the downstream tasks have genuinely novel concepts.
 
 Example:
     >>> from studio.world import Scene, render
@@ -36,6 +36,7 @@ from .vocab import (
     TEXTURES,
     has_contrast,
 )
+from .vtab import VTAB_GROUPS, VTAB_TASKS, vtab_task
 
 __all__ = [
     "BACKGROUNDS",
@@ -47,6 +48,8 @@ __all__ = [
     "SHAPES",
     "SIZES",
     "TEXTURES",
+    "VTAB_GROUPS",
+    "VTAB_TASKS",
     "Scene",
     "Task",
     "caption_pairs",
@@ -57,5 +60,6 @@ __all__ = [
     "render_with_conditions",
     "sample_scenes",
     "shape_classification",
+    "vtab_task",
     "write_image_folder",
 ]

@@ -49,12 +49,12 @@ MERGEABLE = [
     ("beit", "lora"),
 ]
 IDENTITY_AT_INIT = MERGEABLE + [(family, "adaptformer") for family in FAMILIES]
-WORKS = IDENTITY_AT_INIT + [("eva", "vpt"), ("eva", "vpt_shallow")]
+WORKS = IDENTITY_AT_INIT + [("eva", "vpt"), ("eva", "vpt_shallow"), ("swin", "vpt")]
 # (family, method, class name in the message, what the message says is needed)
 REFUSED = [
     ("convnext", "vpt", "ConvNeXt", "needs a token sequence"),
     ("convnext", "lora", "ConvNeXt", "target_modules=['fc1', 'fc2']"),
-    ("swin", "vpt", "SwinTransformer", "prompts inside every windowed attention"),
+    ("swin", "vpt_shallow", "SwinTransformer", "VPTConfig(deep=True)"),
     ("beit", "vpt", "Beit", "relative position bias"),
 ]
 X = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))

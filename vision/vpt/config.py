@@ -12,7 +12,9 @@ class VPTConfig(AdapterConfig):
     """Visual Prompt Tuning (Jia et al., 2022): learnable tokens inserted after the class token.
 
     Shallow VPT prompts the first block only; deep VPT replaces the prompt slots before every block
-    with that block's own prompts (depth · num_tokens · dim parameters).
+    with that block's own prompts (depth · num_tokens · dim parameters). On Swin, deep VPT only: every
+    block's windowed attention attends to its own prompts (`vision.vpt.swin` lists the deviations from the
+    authors' Swin variant).
     """
 
     method = "vpt"
