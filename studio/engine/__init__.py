@@ -6,11 +6,13 @@
 from .callbacks import Callback, TrainState
 from .checkpoint import latest_checkpoint, list_checkpoints
 from .loop import TrainResult, train
+from .optim import OptimizerFactory, resolve_mixed_precision
 from .schedule import WarmupCosine, cosine_decay
 from .validate import check_count, check_number, check_two_classes
 
 __all__ = [
     "Callback",
+    "OptimizerFactory",
     "TrainResult",
     "TrainState",
     "WarmupCosine",
@@ -20,5 +22,6 @@ __all__ = [
     "cosine_decay",
     "latest_checkpoint",
     "list_checkpoints",
+    "resolve_mixed_precision",
     "train",
 ]

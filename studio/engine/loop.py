@@ -21,7 +21,7 @@ from studio.core.modes import train_mode
 from .callbacks import Callback, CallbackList, TrainState
 from .checkpoint import check_finite_tensors, checkpoint_root, prune_checkpoints, save_checkpoint
 from .data import build_loader
-from .optim import build_optimizer, resolve_mixed_precision, trainable_param_groups
+from .optim import OptimizerFactory, build_optimizer, resolve_mixed_precision, trainable_param_groups
 from .resume import restore_run
 from .rng import capture_rng_state
 from .run_dir import claim_run_folder
@@ -57,7 +57,7 @@ def train(
     epochs: int = 1,
     max_steps: int | None = None,
     lr: float = 1e-3,
-    optimizer: str = "adamw",
+    optimizer: str | OptimizerFactory = "adamw",
     weight_decay: float = 0.0,
     param_groups: Callable[[nn.Module], list[dict]] | None = None,
     warmup_steps: int | float = 0,
@@ -96,7 +96,8 @@ def train(
         epochs: passes over the data (ignored when `max_steps` is given).
         max_steps: total optimizer steps; overrides `epochs`.
         lr: peak learning rate.
-        optimizer: `"adamw"` or `"sgd"` (momentum 0.9).
+        optimizer: `"adamw"`, `"sgd"` (momentum 0.9), or an `OptimizerFactory`
+            `(param_groups, lr, weight_decay) -> optimizer` (e.g. an 8-bit AdamW).
         weight_decay: default weight decay.
         param_groups: optional `model -> list of group dicts`, e.g. for per-group learning rates; by default
             one group of all trainable parameters.
