@@ -200,12 +200,19 @@ _CHECKPOINTING_SWITCHES = [
 
 
 @contextmanager
-def _checkpointing(modules: list[nn.Module], on: bool) -> Iterator[None]:
-    """Gradient checkpointing on for the modules that support it (diffusers' and transformers' models)."""
+def gradient_checkpointing(modules: Sequence[nn.Module | None], on: bool = True) -> Iterator[None]:
+    """Gradient checkpointing on, inside the block, for those of `modules` that support it (diffusers' and
+    transformers' models; a T2I-Adapter, for one, does not) and had it off.
+
+    Args:
+        modules: the modules (None entries are skipped).
+        on: False makes the block change nothing.
+    """
     switched = []
-    for module in modules if on else []:
+    for module in _unique(modules) if on else []:
         switch = next((s for s in _CHECKPOINTING_SWITCHES if hasattr(module, s[1])), None)
-        if switch is None or getattr(module, switch[0]):
+        supported = getattr(module, "_supports_gradient_checkpointing", True)
+        if switch is None or not supported or getattr(module, switch[0]):
             continue
         is_on, enable, keyword, disable = switch
         kwargs = {keyword: {"use_reentrant": False}} if keyword else {}
@@ -271,7 +278,7 @@ def memory_savings(
     optimizer = adamw8bit if settings.optimizer == "adamw8bit" else "adamw"
     with (
         _frozen_in(_unique(frozen), _unique(offload), dtype),
-        _checkpointing(_unique(backward), settings.gradient_checkpointing),
+        gradient_checkpointing(backward, settings.gradient_checkpointing),
     ):
         for module in parked:
             module.to("cpu")

@@ -14,7 +14,7 @@ from typing import Any
 from PIL import Image
 
 from studio.core import MethodConfig
-from studio.engine import Callback, check_count, check_number, train
+from studio.engine import Callback, check_count, check_number, main_process, train
 
 from ..artifacts import artifact_metadata, base_model_of, write_artifact_info
 from ..denoise import training_scheduler
@@ -279,8 +279,10 @@ def train_concept(pipe, images, run: ConceptRun, method: str, install: Callable[
             "steps_done": result.steps,
             "stopped": result.stopped,
         }
-        plan.save(out)
-        write_artifact_info(out, artifact_metadata(method, base, hyper, **extra))
+        with main_process() as main:  # one copy of the artifact, however many processes trained
+            if main:
+                plan.save(out)
+                write_artifact_info(out, artifact_metadata(method, base, hyper, **extra))
     finally:
         for model, model_flags in flags.items():
             remove_adapter(model, model_flags)

@@ -19,7 +19,7 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import Dataset
 
-from studio.engine import Callback, check_count, train
+from studio.engine import Callback, check_count, main_process, train
 
 from ..artifacts import artifact_metadata, base_model_of, write_artifact_info
 from ..denoise import cubic_timesteps, denoising_loss, training_scheduler
@@ -254,8 +254,10 @@ def train_control(
                 "image_encoder": control.image_encoder.spec if control.image_encoder is not None else None,
             }
             record = artifact_metadata(method, base_model_of(pipe), config.to_dict(), **extra)
-            registered.save(pipe, control, output_dir, record)
-            write_artifact_info(output_dir, record)
+            with main_process() as main:  # one copy of the artifact, however many processes trained
+                if main:
+                    registered.save(pipe, control, output_dir, record)
+                    write_artifact_info(output_dir, record)
         finally:
             if spec.release is not None:
                 spec.release(pipe)

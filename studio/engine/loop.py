@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from accelerate import Accelerator, skip_first_batches
+from accelerate import Accelerator, PartialState, skip_first_batches
 from accelerate.utils import gather_object, set_seed
 from torch import nn
 from torch.utils.data import Dataset
@@ -46,6 +47,20 @@ class TrainResult:
     steps: int = 0
     stopped: bool = False
     last_checkpoint: str | None = None
+
+
+@contextmanager
+def main_process() -> Iterator[bool]:
+    """Yields whether this is the main process (always, when not launched with several); every process
+    waits at the end of the block until all are there, so what the main one writes inside is complete after it.
+
+    Example: `with main_process() as main: if main: save(folder)`.
+    """
+    state = PartialState()
+    try:
+        yield state.is_main_process
+    finally:
+        state.wait_for_everyone()
 
 
 def train(

@@ -8,7 +8,7 @@ from diffusers.models.attention_processor import AttnProcessor2_0
 from safetensors.torch import load_file
 
 import diffusion
-from diffusion.memory import MemoryOptions, bitsandbytes_available, memory_savings
+from diffusion.memory import MemoryOptions, bitsandbytes_available, gradient_checkpointing, memory_savings
 from studio.engine import Callback
 from studio.world import Scene
 from tests.diffusion.tiny import concept_images, write_control_pairs
@@ -164,3 +164,12 @@ def test_controlnet_with_the_memory_options_trains_what_it_does_without(tiny_pip
     assert all(torch.allclose(plain[k], saving[k], atol=1e-6) for k in plain)
     with pytest.raises(ValueError, match="gpu_memory='7'"):
         run("bad", "7")
+
+
+def test_checkpointing_skips_a_control_that_has_none(tiny_pipe):
+    from diffusers import T2IAdapter
+
+    adapter = T2IAdapter(3, [32, 64], 1, 8, "full_adapter")  # diffusers' T2I-Adapter has no checkpointing
+    with gradient_checkpointing([tiny_pipe.unet, adapter, None]):
+        assert tiny_pipe.unet.is_gradient_checkpointing
+    assert not tiny_pipe.unet.is_gradient_checkpointing
