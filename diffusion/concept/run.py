@@ -200,9 +200,11 @@ def train_concept(pipe, images, run: ConceptRun, method: str, install: Callable[
     if run.prior_preservation:
         class_files = run.class_images
         if class_files is None:
-            class_files = generate_class_images(
-                pipe, run.class_word, run.num_class_images, out / "class_images", run.seed
-            )
+            draw = (pipe, run.class_word, run.num_class_images, out / "class_images", run.seed)
+            with main_process() as main:  # one process draws them; the others find them in the folder
+                if main:
+                    generate_class_images(*draw)
+            class_files = generate_class_images(*draw)
         class_pixels = images_to_tensor(load_images(class_files, size))
     latents = encode_latents(pipe.vae, pixels, flip=run.flip)
     if run.prior_preservation:

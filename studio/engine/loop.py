@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator, PartialState, skip_first_batches
-from accelerate.utils import gather_object, set_seed
+from accelerate.utils import gather_object, parse_flag_from_env, set_seed
 from torch import nn
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
@@ -56,7 +56,9 @@ def main_process() -> Iterator[bool]:
 
     Example: `with main_process() as main: if main: save(folder)`.
     """
-    state = PartialState()
+    # Made before the run's Accelerator, the state must read the launcher's CPU flag as the Accelerator does,
+    # or CPU processes would each think they are alone.
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
     try:
         yield state.is_main_process
     finally:

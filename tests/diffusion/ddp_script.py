@@ -50,8 +50,9 @@ def main(pipeline_dir: Path, pairs: Path, out: Path) -> None:
 
     def ti(name, **kw):
         return diffusion.personalize(
-            pipe, concept_images(4), token="<c>", class_word="circle", output_dir=out / name, **common, **kw
-        )
+            pipe, concept_images(4), token="<c>", class_word="circle", output_dir=out / name,
+            prior_preservation=True, num_class_images=2, **common, **kw,
+        )  # fmt: skip
 
     def control(name, **kw):
         return diffusion.train_control(

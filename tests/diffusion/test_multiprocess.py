@@ -1,6 +1,6 @@
-"""`personalize` (Textual Inversion) and `train_control` (ControlNet) under `accelerate launch` with two CPU
-processes: one artifact, previews on the main process only, and a stopped-then-resumed run ending where an
-uninterrupted one does."""
+"""`personalize` (Textual Inversion with prior preservation) and `train_control` (ControlNet) under `accelerate
+launch` with two CPU processes: class images drawn and the artifact written once, by the main process,
+previews on the main process only, and a stopped-then-resumed run ending where an uninterrupted one does."""
 
 import json
 import os
@@ -67,3 +67,4 @@ def test_two_processes_train_ti_and_controlnet_once_and_resume_exactly(tiny_sd_d
         assert extra["steps_done" if kind == "ti" else "steps"] == 4
         assert _close(load_file(full / weights), load_file(resumed / weights)), kind
         assert not [p for p in full.rglob("*") if p.name.startswith(".") and p.suffix == ".tmp"]
+    assert sorted(p.name for p in (out / "ti-full" / "class_images").iterdir()) == ["0000.png", "0001.png"]
