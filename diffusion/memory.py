@@ -26,8 +26,9 @@ GPU_MEMORY_PRESETS: dict[str, dict[str, bool]] = {
     "16": {"gradient_checkpointing": True, "adamw8bit": True, "offload": False},
     "12": {"gradient_checkpointing": True, "adamw8bit": True, "offload": True},
     "8": {"gradient_checkpointing": True, "adamw8bit": True, "offload": True},
+    "none": {"gradient_checkpointing": False, "adamw8bit": False, "offload": False},
 }
-GPU_MEMORY_CHOICES = ("auto", "none", *GPU_MEMORY_PRESETS)
+GPU_MEMORY_CHOICES = ("auto", *GPU_MEMORY_PRESETS)
 OPTIMIZERS = ("adamw", "adamw8bit")
 FROZEN_DTYPES = ("train", "fp32")
 
@@ -97,9 +98,7 @@ class MemoryOptions:
     def resolved(self) -> ResolvedMemory:
         """The concrete settings on this machine (the preset read, `"auto"` decided)."""
         name = auto_gpu_memory() if self.gpu_memory == "auto" else self.gpu_memory
-        preset = GPU_MEMORY_PRESETS.get(
-            name, {"gradient_checkpointing": False, "adamw8bit": False, "offload": False}
-        )
+        preset = GPU_MEMORY_PRESETS[name]
         optimizer = self.optimizer
         if optimizer is None:
             optimizer = "adamw8bit" if preset["adamw8bit"] and bitsandbytes_available() else "adamw"
