@@ -14,12 +14,13 @@ from typing import Any
 from PIL import Image
 
 from studio.core import MethodConfig
-from studio.engine import Callback, check_count, check_number, train
+from studio.engine import Callback, check_count, check_number, main_process, train
 
 from ..artifacts import artifact_metadata, base_model_of, write_artifact_info
 from ..denoise import training_scheduler
 from ..images import images_to_tensor, load_images, pipeline_resolution
 from ..latents import encode_latents
+from ..memory import MemoryOptions, memory_savings
 from ..previews import PreviewCallback
 from ..unload import remove_adapter, requires_grad_flags
 from .class_images import class_images as generate_class_images
@@ -58,6 +59,8 @@ class ConceptRun:
         grad_accum_steps: micro-batches per step.
         warmup_steps: LR warmup (steps, or a fraction of `steps`).
         progress: show a progress bar.
+        memory: how the run saves GPU memory: `diffusion.memory.MemoryOptions`, or a GPU-memory preset
+            (`"24"`, `"16"`, `"12"`, `"8"`, `"none"`); None: chosen by the device's memory.
 
     Raises:
         ValueError: `steps` or `batch_size` below 1, a negative or non-finite prior weight, prior
@@ -88,8 +91,10 @@ class ConceptRun:
     grad_accum_steps: int = 1
     warmup_steps: int | float = 0
     progress: bool = True
+    memory: MemoryOptions | str | None = None
 
     def __post_init__(self) -> None:
+        MemoryOptions.of(self.memory)  # a bad preset is refused before any work
         check_count("steps", self.steps)
         check_count("batch_size", self.batch_size)
         check_count("grad_accum_steps", self.grad_accum_steps)
@@ -159,6 +164,10 @@ class ConceptPlan:
     preview_prompt: Callable[[str], str] = field(default=lambda prompt: prompt)
 
 
+def _trains(modules: list[Any]) -> bool:
+    return any(p.requires_grad for m in modules if m is not None for p in m.parameters())
+
+
 def default_output_dir(method: str, token: str) -> Path:
     """`runs/<method>-<token>`, the token reduced to letters, digits and dashes."""
     slug = re.sub(r"[^A-Za-z0-9]+", "-", token).strip("-") or "concept"
@@ -191,9 +200,11 @@ def train_concept(pipe, images, run: ConceptRun, method: str, install: Callable[
     if run.prior_preservation:
         class_files = run.class_images
         if class_files is None:
-            class_files = generate_class_images(
-                pipe, run.class_word, run.num_class_images, out / "class_images", run.seed
-            )
+            draw = (pipe, run.class_word, run.num_class_images, out / "class_images", run.seed)
+            with main_process() as main:  # one process draws them; the others find them in the folder
+                if main:
+                    generate_class_images(*draw)
+            class_files = generate_class_images(*draw)
         class_pixels = images_to_tensor(load_images(class_files, size))
     latents = encode_latents(pipe.vae, pixels, flip=run.flip)
     if run.prior_preservation:
@@ -207,34 +218,53 @@ def train_concept(pipe, images, run: ConceptRun, method: str, install: Callable[
         class_source, class_list = None, fill(SUBJECT_TEMPLATES, run.class_word or "")
         if class_latents is not None:
             class_source = PromptSource(pipe.tokenizer, text_encoder, class_list, plan.live_class_text)
+        encoders = [text_encoder, getattr(pipe, "text_encoder_2", None)]
+        text_live = plan.live_text or plan.live_class_text or _trains(encoders)
         trainer = ConceptTrainer(
-            unet, text_encoder, training_scheduler(pipe), source, class_source, run.prior_loss_weight
+            unet,
+            text_encoder if text_live else None,  # kept out of the trained module so it can stay off the GPU
+            training_scheduler(pipe),
+            source,
+            class_source,
+            run.prior_loss_weight,
         )
         dataset = ConceptDataset(latents, len(plan.prompts), class_latents, len(class_list))
-        callbacks = list(run.callbacks)
-        if run.preview_every:
-            prompt = plan.preview_prompt(run.preview_prompt) if run.preview_prompt else plan.prompts[0]
-            sample = concept_sampler(pipe, plan.tokenizer, prompt, run.preview_steps, run.seed)
-            callbacks.append(PreviewCallback(sample, run.preview_every, out / "previews", run.on_preview))
-        result = train(
-            trainer,
-            dataset,
-            lambda model, batch: model(batch),
-            batch_size=run.batch_size,
-            max_steps=run.steps,
-            lr=plan.lr,
-            param_groups=plan.param_groups,
-            warmup_steps=run.warmup_steps,
-            grad_accum_steps=run.grad_accum_steps,
-            mixed_precision=run.mixed_precision,
-            callbacks=callbacks,
-            output_dir=out,
-            checkpoint_every=run.checkpoint_every,
-            resume=run.resume,
-            overwrite=run.overwrite,
-            seed=run.seed,
-            progress=run.progress,
+        savings = memory_savings(
+            run.memory,
+            run.mixed_precision,
+            frozen=[unet, pipe.vae, *encoders],
+            backward=[unet, *(encoders if text_live else [])],
+            offload=[pipe.vae, *([] if text_live else encoders)],
+            device=lambda: next(unet.parameters()).device,
         )
+        with savings as saving:
+            callbacks = list(run.callbacks)
+            if run.preview_every:
+                prompt = plan.preview_prompt(run.preview_prompt) if run.preview_prompt else plan.prompts[0]
+                sample = saving.preview(
+                    concept_sampler(pipe, plan.tokenizer, prompt, run.preview_steps, run.seed)
+                )
+                callbacks.append(PreviewCallback(sample, run.preview_every, out / "previews", run.on_preview))
+            result = train(
+                trainer,
+                dataset,
+                lambda model, batch: model(batch),
+                batch_size=run.batch_size,
+                max_steps=run.steps,
+                lr=plan.lr,
+                optimizer=saving.optimizer,
+                param_groups=plan.param_groups,
+                warmup_steps=run.warmup_steps,
+                grad_accum_steps=run.grad_accum_steps,
+                mixed_precision=run.mixed_precision,
+                callbacks=callbacks,
+                output_dir=out,
+                checkpoint_every=run.checkpoint_every,
+                resume=run.resume,
+                overwrite=run.overwrite,
+                seed=run.seed,
+                progress=run.progress,
+            )
         hyper = {
             **plan.hyperparameters,
             "steps": run.steps,
@@ -251,8 +281,10 @@ def train_concept(pipe, images, run: ConceptRun, method: str, install: Callable[
             "steps_done": result.steps,
             "stopped": result.stopped,
         }
-        plan.save(out)
-        write_artifact_info(out, artifact_metadata(method, base, hyper, **extra))
+        with main_process() as main:  # one copy of the artifact, however many processes trained
+            if main:
+                plan.save(out)
+                write_artifact_info(out, artifact_metadata(method, base, hyper, **extra))
     finally:
         for model, model_flags in flags.items():
             remove_adapter(model, model_flags)

@@ -19,12 +19,13 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import Dataset
 
-from studio.engine import Callback, check_count, train
+from studio.engine import Callback, check_count, main_process, train
 
 from ..artifacts import artifact_metadata, base_model_of, write_artifact_info
 from ..denoise import cubic_timesteps, denoising_loss, training_scheduler
 from ..images import images_to_tensor, pipeline_resolution
 from ..latents import LatentCache, PromptCache, encode_latents
+from ..memory import MemoryOptions, memory_savings
 from ..previews import PreviewCallback
 from ..unload import frozen
 from .config import ControlConfig
@@ -124,6 +125,7 @@ def train_control(
     on_preview: Callable[[int, list[Image.Image]], None] | None = None,
     callbacks: list[Callback] | tuple = (),
     mixed_precision: str = "auto",
+    memory: MemoryOptions | str | None = None,
     seed: int = 0,
     progress: bool = True,
 ) -> Path:
@@ -154,6 +156,8 @@ def train_control(
         on_preview: `(step, [condition, samples...]) -> None`, called with each preview (e.g. by a UI).
         callbacks: more `studio.engine.Callback`s (progress, stop).
         mixed_precision: as in `studio.engine.train`.
+        memory: how the run saves GPU memory (`diffusion.memory.MemoryOptions` or a GPU-memory preset such as
+            `"16"`); None: chosen by the device's memory.
         seed: seeds initialisation, data order, noise and condition dropping.
         progress: show a progress bar.
 
@@ -171,6 +175,7 @@ def train_control(
         raise ValueError(f"method {method!r} takes a {config_cls.__name__}, got {type(config).__name__}")
     check_count("steps", steps)
     check_count("batch_size", batch_size)
+    MemoryOptions.of(memory)  # a bad preset is refused before any work
     condition = None if spec.reference else condition
     size = pipeline_resolution(pipe)
     examples = read_control_folder(
@@ -206,27 +211,40 @@ def train_control(
 
                 return denoising_loss(predict, batch["latents"], scheduler, timestep_sampler=sampler)
 
-            preview = []
-            if preview_every:
-                sample_fn = control_sampler(pipe, method, control, examples[0], preview_steps, seed)
-                preview = [PreviewCallback(sample_fn, preview_every, output_dir / "previews", on_preview)]
-            result = train(
-                model,
-                data,
-                loss_fn,
-                batch_size=batch_size,
-                max_steps=steps,
-                lr=config.lr,
-                weight_decay=config.weight_decay,
-                mixed_precision=mixed_precision,
-                callbacks=[*preview, *callbacks],
-                output_dir=output_dir,
-                checkpoint_every=checkpoint_every,
-                resume=resume,
-                overwrite=overwrite,
-                seed=seed,
-                progress=progress,
+            encoders = [pipe.text_encoder, getattr(pipe, "text_encoder_2", None)]
+            savings = memory_savings(
+                memory,
+                mixed_precision,
+                frozen=[unet, pipe.vae, *encoders, control.module],
+                backward=[unet, control.module],
+                offload=[pipe.vae, *encoders],  # captions are encoded once, before training
+                device=lambda: next(unet.parameters()).device,
             )
+            with savings as saving:
+                preview = []
+                if preview_every:
+                    sample_fn = saving.preview(
+                        control_sampler(pipe, method, control, examples[0], preview_steps, seed)
+                    )
+                    preview = [PreviewCallback(sample_fn, preview_every, output_dir / "previews", on_preview)]
+                result = train(
+                    model,
+                    data,
+                    loss_fn,
+                    batch_size=batch_size,
+                    max_steps=steps,
+                    lr=config.lr,
+                    optimizer=saving.optimizer,
+                    weight_decay=config.weight_decay,
+                    mixed_precision=mixed_precision,
+                    callbacks=[*preview, *callbacks],
+                    output_dir=output_dir,
+                    checkpoint_every=checkpoint_every,
+                    resume=resume,
+                    overwrite=overwrite,
+                    seed=seed,
+                    progress=progress,
+                )
             extra = {
                 "steps": result.steps,
                 "dataset": str(dataset_dir),
@@ -236,8 +254,10 @@ def train_control(
                 "image_encoder": control.image_encoder.spec if control.image_encoder is not None else None,
             }
             record = artifact_metadata(method, base_model_of(pipe), config.to_dict(), **extra)
-            registered.save(pipe, control, output_dir, record)
-            write_artifact_info(output_dir, record)
+            with main_process() as main:  # one copy of the artifact, however many processes trained
+                if main:
+                    registered.save(pipe, control, output_dir, record)
+                    write_artifact_info(output_dir, record)
         finally:
             if spec.release is not None:
                 spec.release(pipe)

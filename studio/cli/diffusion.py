@@ -7,6 +7,7 @@ from pathlib import Path
 
 import diffusion
 from diffusion.conditions import CONDITIONS
+from diffusion.memory import FROZEN_DTYPES, GPU_MEMORY_CHOICES, OPTIMIZERS, MemoryOptions
 from studio.core import method_names
 
 from .options import add_key_values, add_method_options, finite_float, int_in, method_config
@@ -27,6 +28,7 @@ def _load(args: argparse.Namespace):
 
 def _personalize(args: argparse.Namespace) -> None:
     config = method_config(args, "diffusion")  # a bad --set option is refused before the model loads
+    run = _run_kwargs(args)
     art = diffusion.personalize(
         _load(args),
         args.images,
@@ -38,7 +40,7 @@ def _personalize(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         prior_preservation=args.prior_preservation,
         class_images=args.class_images,
-        **_run_kwargs(args),
+        **run,
     )
     print(f"artifact: {art}")
 
@@ -73,11 +75,38 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-every", type=int, default=None)
     parser.add_argument("--preview-every", type=int, default=None, help="write preview samples every N steps")
     parser.add_argument("--seed", type=int, default=0)
+    memory = parser.add_argument_group("GPU memory (options not given follow --gpu-memory)")
+    memory.add_argument(
+        "--gpu-memory",
+        default="auto",
+        choices=GPU_MEMORY_CHOICES,
+        help="GB to fit in: turns on what that needs (auto: by the GPU; none: nothing)",
+    )
+    memory.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=None)
+    memory.add_argument("--optimizer", default=None, choices=OPTIMIZERS, help="adamw8bit needs bitsandbytes")
+    memory.add_argument(
+        "--offload", action=argparse.BooleanOptionalAction, default=None, help="VAE/text encoders off the GPU"
+    )
+    memory.add_argument(
+        "--frozen-dtype", default="train", choices=FROZEN_DTYPES, help="frozen weights in the training dtype"
+    )
 
 
 def _run_kwargs(args: argparse.Namespace) -> dict:
-    """The training API's arguments for the options `_run_options` added."""
+    """The training API's arguments for the options `_run_options` added.
+
+    Raises:
+        ValueError: memory options that cannot be had (the 8-bit AdamW without bitsandbytes).
+    """
+    memory = MemoryOptions(
+        gpu_memory=args.gpu_memory,
+        frozen_dtype=args.frozen_dtype,
+        gradient_checkpointing=args.gradient_checkpointing,
+        optimizer=args.optimizer,
+        offload=args.offload,
+    )
     return {
+        "memory": memory,
         "output_dir": args.out,
         "resume": args.resume,
         "overwrite": args.overwrite,
@@ -89,6 +118,7 @@ def _run_kwargs(args: argparse.Namespace) -> dict:
 
 def _train_control(args: argparse.Namespace) -> None:
     config = method_config(args, "diffusion")  # a bad --set fails before the pipeline loads
+    run = _run_kwargs(args)
     art = diffusion.train_control(
         _load(args),
         args.data,
@@ -99,7 +129,7 @@ def _train_control(args: argparse.Namespace) -> None:
         config=config,
         image_encoder=args.image_encoder,
         batch_size=args.batch_size,
-        **_run_kwargs(args),
+        **run,
     )
     print(f"artifact: {art}")
 

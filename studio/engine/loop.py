@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from accelerate import Accelerator, skip_first_batches
-from accelerate.utils import gather_object, set_seed
+from accelerate import Accelerator, PartialState, skip_first_batches
+from accelerate.utils import gather_object, parse_flag_from_env, set_seed
 from torch import nn
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
@@ -21,7 +22,7 @@ from studio.core.modes import train_mode
 from .callbacks import Callback, CallbackList, TrainState
 from .checkpoint import check_finite_tensors, checkpoint_root, prune_checkpoints, save_checkpoint
 from .data import build_loader
-from .optim import build_optimizer, resolve_mixed_precision, trainable_param_groups
+from .optim import OptimizerFactory, build_optimizer, resolve_mixed_precision, trainable_param_groups
 from .resume import restore_run
 from .rng import capture_rng_state
 from .run_dir import claim_run_folder
@@ -48,6 +49,22 @@ class TrainResult:
     last_checkpoint: str | None = None
 
 
+@contextmanager
+def main_process() -> Iterator[bool]:
+    """Yields whether this is the main process (always, when not launched with several); every process
+    waits at the end of the block until all are there, so what the main one writes inside is complete after it.
+
+    Example: `with main_process() as main: if main: save(folder)`.
+    """
+    # Made before the run's Accelerator, the state must read the launcher's CPU flag as the Accelerator does,
+    # or CPU processes would each think they are alone.
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
+    try:
+        yield state.is_main_process
+    finally:
+        state.wait_for_everyone()
+
+
 def train(
     model: nn.Module,
     train_data: Dataset,
@@ -57,7 +74,7 @@ def train(
     epochs: int = 1,
     max_steps: int | None = None,
     lr: float = 1e-3,
-    optimizer: str = "adamw",
+    optimizer: str | OptimizerFactory = "adamw",
     weight_decay: float = 0.0,
     param_groups: Callable[[nn.Module], list[dict]] | None = None,
     warmup_steps: int | float = 0,
@@ -96,7 +113,8 @@ def train(
         epochs: passes over the data (ignored when `max_steps` is given).
         max_steps: total optimizer steps; overrides `epochs`.
         lr: peak learning rate.
-        optimizer: `"adamw"` or `"sgd"` (momentum 0.9).
+        optimizer: `"adamw"`, `"sgd"` (momentum 0.9), or an `OptimizerFactory`
+            `(param_groups, lr, weight_decay) -> optimizer` (e.g. an 8-bit AdamW).
         weight_decay: default weight decay.
         param_groups: optional `model -> list of group dicts`, e.g. for per-group learning rates; by default
             one group of all trainable parameters.

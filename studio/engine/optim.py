@@ -7,6 +7,9 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+OptimizerFactory = Callable[[list[dict], float, float], torch.optim.Optimizer]
+"""`(param_groups, lr, weight_decay) -> optimizer`: an optimizer the engine does not name (e.g. an 8-bit AdamW)."""
+
 
 def trainable_param_groups(
     model: nn.Module, param_groups: Callable[[nn.Module], list[dict]] | None = None
@@ -34,18 +37,22 @@ def trainable_param_groups(
     return groups
 
 
-def build_optimizer(groups: list[dict], name: str, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+def build_optimizer(
+    groups: list[dict], name: str | OptimizerFactory, lr: float, weight_decay: float
+) -> torch.optim.Optimizer:
     """Create the optimizer.
 
     Args:
         groups: parameter groups from `trainable_param_groups`.
-        name: `"adamw"` or `"sgd"` (momentum 0.9).
+        name: `"adamw"`, `"sgd"` (momentum 0.9) or an `OptimizerFactory`.
         lr: default learning rate (a group's own `lr` wins).
         weight_decay: default weight decay (a group's own `weight_decay` wins).
 
     Returns:
         The optimizer.
     """
+    if callable(name):
+        return name(groups, lr, weight_decay)
     name = name.lower()
     if name == "adamw":
         return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)

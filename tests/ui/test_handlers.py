@@ -265,7 +265,7 @@ def test_a_reload_fills_the_personalize_form_from_the_job_it_shows(
     from studio.ui import build_app
     from studio.ui.jobs import Job
 
-    typed = ["studio/shapes-sd", "svdiff", "<kitty>", "cat", 7, 0, "my-kitty", 2]
+    typed = ["studio/shapes-sd", "svdiff", "<kitty>", "cat", 7, 0, "my-kitty", 2, "12"]
     chosen = {"lr": 3e-3, "train_text_encoder": True, "scale": 0.5}
     sent = {}
     monkeypatch.setattr(
@@ -273,7 +273,7 @@ def test_a_reload_fills_the_personalize_form_from_the_job_it_shows(
         "submit",
         lambda kind, params, title: sent.update(params) or Job("j", kind, title, params),
     )
-    personalize.start(studio, concept_files, *typed[:7], {"batch_size": typed[7], **chosen})
+    personalize.start(studio, concept_files, *typed[:7], {"batch_size": typed[7], **chosen}, typed[8])
     workspace = tmp_path / "reloaded"
     write_json(
         workspace / "jobs" / "j" / "job.json",
@@ -281,9 +281,9 @@ def test_a_reload_fills_the_personalize_form_from_the_job_it_shows(
     )
     fill = _page_load_handler(build_app(workspace))
     restored = fill.fn()
-    assert restored[:8] == typed
+    assert restored[:9] == typed
     options = {
-        o.label: value for o, value in zip(fill.outputs[8:], restored[8:], strict=True) if value != gr.skip()
+        o.label: value for o, value in zip(fill.outputs[9:], restored[9:], strict=True) if value != gr.skip()
     }
     assert options == {"lr": 3e-3, "train text encoder": True, "scale": 0.5}  # other methods' stay untouched
     labels = fill.outputs

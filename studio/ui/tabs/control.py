@@ -16,7 +16,7 @@ from ..errors import guarded
 from ..forms import MethodForm, restore_on_load
 from ..workspace import CAPTION_SUFFIXES, IMAGE_SUFFIXES
 from .progress import ProgressPanel
-from .training import base_model_box, run_controls, run_params
+from .training import base_model_box, gpu_memory_choice, run_controls, run_params
 from .uploads import upload_gallery
 
 TITLE = "Control"
@@ -72,7 +72,18 @@ def preview_condition(photo, condition: str, low: float, high: float):
 
 
 def start(
-    studio, files, model, method, condition, low, high, steps, preview_every, name, options=None
+    studio,
+    files,
+    model,
+    method,
+    condition,
+    low,
+    high,
+    steps,
+    preview_every,
+    name,
+    options=None,
+    gpu_memory="auto",
 ) -> str:
     """Queue a control training job; returns its id.
 
@@ -88,6 +99,7 @@ def start(
         preview_every: steps between preview samples (0: none).
         name: the artifact's library name.
         options: the method's config values (`diffusion.ControlNetConfig` etc.).
+        gpu_memory: the GPU-memory preset (`diffusion.memory.MemoryOptions`).
 
     Raises:
         ValueError: an unknown method, no upload, a bad zip.
@@ -97,7 +109,7 @@ def start(
     reference = registered.spec.reference
     folder = studio.workspace.import_files(files, "control-data", IMAGE_SUFFIXES + CAPTION_SUFFIXES)
     extractor = None if condition == FROM_DATASET or reference else condition
-    params = run_params(studio, folder, model, method, steps, preview_every, name, options)
+    params = run_params(studio, folder, model, method, steps, preview_every, name, options, gpu_memory)
     params.update(condition=extractor, condition_params=condition_params(extractor, low, high))
     if reference:  # an image prompt: no condition to name
         params["name"], title = name or method, method
@@ -162,23 +174,37 @@ def build(studio, timer: gr.Timer) -> None:
         )
     with gr.Row():
         steps, preview_every, name = run_controls("control")
+        gpu_memory = gpu_memory_choice("control")
     form = MethodForm(configs, DEFAULT_METHOD)
     train = gr.Button("Train", variant="primary", elem_id="control-train")
     panel = ProgressPanel(studio, ("control",), previews=True)
 
-    def on_train(files, model, method, condition, low, high, steps, preview_every, name, *values):
+    def on_train(files, model, method, condition, low, high, steps, preview_every, name, memory, *values):
         options = form.options(method, list(values))
-        start(studio, files, model, method, condition, low, high, steps, preview_every, name, options)
+        start(studio, files, model, method, condition, low, high, steps, preview_every, name, options, memory)
         return panel.redraw()
 
     for trigger in (photo.change, condition.change, low.release, high.release):
         trigger(guarded(preview_condition), [photo, condition, low, high], preview, show_progress="hidden")
-    inputs = [files, model, method, condition, low, high, steps, preview_every, name, *form.inputs]
+    inputs = [
+        files,
+        model,
+        method,
+        condition,
+        low,
+        high,
+        steps,
+        preview_every,
+        name,
+        gpu_memory,
+        *form.inputs,
+    ]
     restore_on_load(panel.job, inputs[1:], lambda p: [
         p["model"], p["method"], p.get("condition") or FROM_DATASET,
         (p.get("condition_params") or {}).get("low_threshold", gr.skip()),
         (p.get("condition_params") or {}).get("high_threshold", gr.skip()),
-        p["steps"], p["preview_every"], p["name"], *form.values(p["method"], p["options"]),
+        p["steps"], p["preview_every"], p["name"], p.get("gpu_memory", "auto"),
+        *form.values(p["method"], p["options"]),
     ])  # fmt: skip
     train.click(guarded(on_train), inputs, panel.outputs)
     method.change(form.show, method, list(form.groups.values()), queue=False)

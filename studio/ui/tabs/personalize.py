@@ -14,7 +14,7 @@ from ..errors import guarded
 from ..forms import MethodForm, number, restore_on_load
 from ..workspace import check_upload, list_images
 from .progress import ProgressPanel
-from .training import base_model_box, run_controls, run_params
+from .training import base_model_box, gpu_memory_choice, run_controls, run_params
 from .uploads import upload_gallery
 
 TITLE = "Personalize"
@@ -28,7 +28,19 @@ def methods() -> dict[str, type]:
     return method_configs("diffusion", "personalize")
 
 
-def start(studio, files, model, method, token, class_word, steps, preview_every, name, options=None) -> str:
+def start(
+    studio,
+    files,
+    model,
+    method,
+    token,
+    class_word,
+    steps,
+    preview_every,
+    name,
+    options=None,
+    gpu_memory="auto",
+) -> str:
     """Queue a personalization job; returns its id.
 
     Args:
@@ -43,6 +55,7 @@ def start(studio, files, model, method, token, class_word, steps, preview_every,
         name: the artifact's library name.
         options: more `diffusion.personalize` keywords: the method's config fields and run options
             (`batch_size`, ...).
+        gpu_memory: the GPU-memory preset (`diffusion.memory.MemoryOptions`).
 
     Raises:
         ValueError: no or too many images, an empty token, an unknown method or a bad option.
@@ -57,7 +70,7 @@ def start(studio, files, model, method, token, class_word, steps, preview_every,
         raise ValueError(
             f"upload between 1 and {MAX_IMAGES} images of the concept (3–20 work best); got {count}"
         )
-    params = run_params(studio, folder, model, method, steps, preview_every, name, options)
+    params = run_params(studio, folder, model, method, steps, preview_every, name, options, gpu_memory)
     params.update(token=token, class_word=(class_word or "").strip())
     params["name"] = name or f"{method}-{token.strip('<>')}"
     return studio.jobs.submit("personalize", params, title=f"{method} {token} on {count} images").id
@@ -113,23 +126,27 @@ def build(studio, timer: gr.Timer) -> None:
         batch_size = gr.Number(
             DEFAULT_BATCH, label="batch size", precision=0, minimum=1, info="Images per step."
         )
+        gpu_memory = gpu_memory_choice("personalize")
     form = MethodForm(configs, DEFAULT_METHOD)
     train = gr.Button("Train", variant="primary", elem_id="personalize-train")
     panel = ProgressPanel(studio, ("personalize",), previews=True)
 
-    def on_train(files, model, method, token, class_word, steps, preview_every, name, batch_size, *values):
+    def on_train(
+        files, model, method, token, class_word, steps, preview_every, name, batch_size, memory, *values
+    ):
         options = options_from_form(form, method, batch_size, list(values))
-        start(studio, files, model, method, token, class_word, steps, preview_every, name, options)
+        start(studio, files, model, method, token, class_word, steps, preview_every, name, options, memory)
         return panel.redraw()
 
     def form_values(p: dict) -> list:
         options = dict(p.get("options", {}))
         return [
             p["model"], p["method"], p["token"], p["class_word"], p["steps"], p["preview_every"], p["name"],
-            options.pop("batch_size", DEFAULT_BATCH), *form.values(p["method"], options),
+            options.pop("batch_size", DEFAULT_BATCH), p.get("gpu_memory", "auto"), *form.values(p["method"], options),
         ]  # fmt: skip
 
-    inputs = [files, model, method, token, class_word, steps, preview_every, name, batch_size, *form.inputs]
+    inputs = [files, model, method, token, class_word, steps, preview_every, name, batch_size, gpu_memory]
+    inputs += form.inputs
     restore_on_load(panel.job, inputs[1:], form_values)
     files.upload(guarded(check_upload), files, None, show_progress="hidden")
     train.click(guarded(on_train), inputs, panel.outputs)

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import gradio as gr
 
+from diffusion.memory import MemoryOptions
+
 from ..forms import number
 
 DEFAULT_PIPELINE = "studio/shapes-sd"
 MAX_STEPS = 100_000
+# The GPU-memory presets of `diffusion.memory.MemoryOptions`, as offered.
+GPU_MEMORY_LABELS = [
+    ("auto (by the GPU)", "auto"),
+    ("≥ 24 GB", "24"),
+    ("16 GB", "16"),
+    ("12 GB", "12"),
+    ("8 GB", "8"),
+    ("no saving", "none"),
+]
 
 
 def base_model_box() -> gr.Textbox:
@@ -38,12 +49,26 @@ def run_controls(kind: str) -> tuple[gr.Number, gr.Number, gr.Textbox]:
     return steps, preview_every, name
 
 
-def run_params(studio, folder, model, method, steps, preview_every, name, options) -> dict:
+def gpu_memory_choice(kind: str) -> gr.Dropdown:
+    """The GPU memory to fit the training in (element id `<kind>-gpu-memory`)."""
+    return gr.Dropdown(
+        GPU_MEMORY_LABELS,
+        value="auto",
+        label="GPU memory",
+        elem_id=f"{kind}-gpu-memory",
+        info="Smaller GPUs turn on gradient checkpointing, an 8-bit AdamW (with bitsandbytes) and keeping the "
+        "VAE and text encoders off the GPU; frozen weights are held in half precision on any GPU.",
+    )
+
+
+def run_params(studio, folder, model, method, steps, preview_every, name, options, gpu_memory="auto") -> dict:
     """The job parameters every diffusion training has (the tab adds its own).
 
     Raises:
-        ValueError: steps or the preview interval out of bounds, a local model outside the allowed folders.
+        ValueError: steps or the preview interval out of bounds, a local model outside the allowed folders, an
+            unknown GPU-memory preset.
     """
+    MemoryOptions.of(gpu_memory)
     steps = number("steps", steps, minimum=1, maximum=MAX_STEPS, whole=True)
     return {
         "data": str(folder.relative_to(studio.workspace.root)),
@@ -53,4 +78,5 @@ def run_params(studio, folder, model, method, steps, preview_every, name, option
         "preview_every": number("preview every", preview_every or 0, minimum=0, maximum=steps, whole=True),
         "name": name,
         "options": options or {},
+        "gpu_memory": gpu_memory,
     }

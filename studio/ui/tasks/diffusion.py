@@ -41,6 +41,7 @@ def _training_extras(ctx) -> dict[str, Any]:
         "preview_every": every or None,
         "on_preview": lambda step, images: [ctx.add_preview(im, step) for im in images],
         "progress": False,
+        "memory": ctx.params.get("gpu_memory", "auto"),
     }
 
 
