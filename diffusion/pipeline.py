@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import torch
-from diffusers import StableDiffusionPipeline
+from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
 from studio.core import is_asset_name, resolve_asset
 
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
+PIPELINE_CLASSES = {cls.__name__: cls for cls in (StableDiffusionPipeline, StableDiffusionXLPipeline)}
+"""The text-to-image pipelines loaded, by the `_class_name` a diffusers folder's `model_index.json` records."""
 
 
 def load_pipeline(
@@ -18,11 +21,12 @@ def load_pipeline(
     torch_dtype: torch.dtype | None = None,
     device: str | torch.device | None = None,
     disable_progress_bar: bool = False,
-) -> StableDiffusionPipeline:
-    """Load a Stable Diffusion (1.x-style) text-to-image pipeline.
+) -> StableDiffusionPipeline | StableDiffusionXLPipeline:
+    """Load a Stable Diffusion 1.x/2.x or SDXL text-to-image pipeline.
 
     Args:
-        name_or_path: `"studio/shapes-sd"` (a bundled reference model), a local diffusers folder, a single
+        name_or_path: `"studio/shapes-sd"` (a bundled reference model), a local diffusers folder (its
+            `model_index.json` says which pipeline: `StableDiffusionPipeline` or `StableDiffusionXLPipeline`), a single
             `.safetensors` checkpoint (original SD layout, loaded with `from_single_file`), or a hub id such
             as `"stable-diffusion-v1-5/stable-diffusion-v1-5"`.
         torch_dtype: dtype of the weights (e.g. `torch.float16`); None keeps diffusers' default (float32).
@@ -56,10 +60,27 @@ def load_pipeline(
     return pipe
 
 
-def _from_folder(folder: Path, kwargs: dict) -> StableDiffusionPipeline:
-    if not (folder / "model_index.json").is_file():
+def pipeline_class(folder: str | os.PathLike) -> type:
+    """The pipeline class a diffusers folder holds (SD 1.x/2.x or SDXL), from its `model_index.json`.
+
+    Raises:
+        FileNotFoundError: no `model_index.json`.
+        ValueError: a pipeline class that is not one of `PIPELINE_CLASSES`.
+    """
+    index = Path(folder) / "model_index.json"
+    if not index.is_file():
         raise FileNotFoundError(f"{folder} is not a diffusers pipeline folder (no model_index.json)")
-    return StableDiffusionPipeline.from_pretrained(folder, local_files_only=True, **kwargs)
+    name = json.loads(index.read_text()).get("_class_name")
+    if name not in PIPELINE_CLASSES:
+        raise ValueError(
+            f"{folder} holds a {name!r}; supported pipelines are {', '.join(PIPELINE_CLASSES)} "
+            "(Stable Diffusion 1.x/2.x and SDXL base models)"
+        )
+    return PIPELINE_CLASSES[name]
+
+
+def _from_folder(folder: Path, kwargs: dict):
+    return pipeline_class(folder).from_pretrained(folder, local_files_only=True, **kwargs)
 
 
 def _from_single_file(path: Path, kwargs: dict) -> StableDiffusionPipeline:
