@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import torch
-from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+from diffusers import DiffusionPipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
 
 from studio.core import is_asset_name, resolve_asset
 
@@ -80,7 +80,10 @@ def pipeline_class(folder: str | os.PathLike) -> type:
     index = Path(folder) / "model_index.json"
     if not index.is_file():
         raise FileNotFoundError(f"{folder} is not a diffusers pipeline folder (no model_index.json)")
-    name = json.loads(index.read_text()).get("_class_name")
+    return _named_class(json.loads(index.read_text()).get("_class_name"), folder)
+
+
+def _named_class(name: str | None, folder) -> type:
     if name not in PIPELINE_CLASSES:
         raise ValueError(
             f"{folder} holds a {name!r}; supported pipelines are {', '.join(PIPELINE_CLASSES)} "
@@ -117,9 +120,10 @@ def _from_single_file(path: Path, kwargs: dict, config: str | os.PathLike | None
             raise OSError(f"could not load {path} with the configs in {folder}: {err}") from None
 
 
-def _from_hub(repo_id: str, kwargs: dict) -> StableDiffusionPipeline:
+def _from_hub(repo_id: str, kwargs: dict):
     try:
-        return StableDiffusionPipeline.from_pretrained(repo_id, **kwargs)
+        cls = _named_class(DiffusionPipeline.load_config(repo_id).get("_class_name"), repo_id)
+        return cls.from_pretrained(repo_id, **kwargs)
     except OSError as err:
         raise OSError(
             f"could not load {repo_id!r} from the hub or its cache ({err}); offline, pass a local diffusers "

@@ -17,6 +17,7 @@ from diffusion.architecture import SDXL, architecture_of
 from diffusion.artifacts import read_artifact
 from diffusion.denoise import training_scheduler
 from diffusion.lora import KOHYA_FILE, LORA_FILE
+from studio.cli import main
 from tests.diffusion.tiny import build_tiny_pipeline, concept_images, sample
 
 PROMPT = "a <r> circle"
@@ -102,3 +103,17 @@ def test_unet_methods_train_and_sample_on_sdxl(tiny_sdxl, tmp_path, method, conf
     np.testing.assert_array_equal(sample(tiny_sdxl, PROMPT), base)  # training left the pipeline as it was
     assert np.abs(_generate(tiny_sdxl, PROMPT, [art]) - base[0]).max() > 1e-4
     np.testing.assert_array_equal(sample(tiny_sdxl, PROMPT), base)  # and so did sampling
+
+
+def test_the_cli_trains_and_samples_on_an_sdxl_base(tiny_sdxl_dir, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    for i, image in enumerate(concept_images(2)):
+        image.save(images / f"{i}.png")
+    art = tmp_path / "art"
+    code = main(["diffusion", "personalize", "--model", str(tiny_sdxl_dir), "--images", str(images), "--token", "<q>",
+                 "--set", "init_token=red", "--steps", "1", "--batch-size", "2", "--out", str(art)])  # fmt: skip
+    assert code == 0 and sorted(load_file(art / "learned_embeds.safetensors")) == ["clip_g", "clip_l"]
+    code = main(["diffusion", "generate", "--model", str(tiny_sdxl_dir), "--prompt", "a <q>", "--adapter", str(art),
+                 "--steps", "2", "--scheduler", "dpm++", "--out", str(tmp_path / "out")])  # fmt: skip
+    assert code == 0 and len(list((tmp_path / "out").glob("*.png"))) == 1
