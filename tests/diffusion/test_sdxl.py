@@ -93,13 +93,18 @@ def test_lora_with_both_text_encoders_loads_in_stock_sdxl(tiny_sdxl_dir, tiny_sd
     assert np.abs(ours - sample(tiny_sdxl, PROMPT)[0]).max() > 1e-4
 
 
-@pytest.mark.parametrize(("method", "config"), [("svdiff", {"lr": 0.05}), ("difffit", {"lr": 0.05}),
-                                                ("custom_diffusion", {"lr": 0.01})])  # fmt: skip
-def test_unet_methods_train_and_sample_on_sdxl(tiny_sdxl, tmp_path, method, config):
+@pytest.mark.parametrize(("method", "config", "files"), [
+    ("svdiff", {"lr": 0.05, "train_text_encoder": True}, ["text_encoder_2", "text_encoder", "unet"]),
+    ("difffit", {"lr": 0.05}, ["unet"]),
+    ("custom_diffusion", {"lr": 0.01}, ["pytorch_custom_diffusion_weights.safetensors"]),
+])  # fmt: skip
+def test_unet_methods_train_and_sample_on_sdxl(tiny_sdxl, tmp_path, method, config, files):
+    """With prior preservation (class prompts through both encoders); SVDiff also shifts both text encoders."""
     base = sample(tiny_sdxl, PROMPT)
     art = diffusion.personalize(tiny_sdxl, concept_images(2), method, token="<r>", class_word="circle", steps=1,
-                                batch_size=2, output_dir=tmp_path / method, progress=False, config=config)  # fmt: skip
-    assert read_artifact(art).kind == method
+                                batch_size=2, output_dir=tmp_path / method, progress=False, config=config,
+                                prior_preservation=True, class_images=concept_images(2, seed=1))  # fmt: skip
+    assert read_artifact(art).kind == method and all((art / f).exists() for f in files)
     np.testing.assert_array_equal(sample(tiny_sdxl, PROMPT), base)  # training left the pipeline as it was
     assert np.abs(_generate(tiny_sdxl, PROMPT, [art]) - base[0]).max() > 1e-4
     np.testing.assert_array_equal(sample(tiny_sdxl, PROMPT), base)  # and so did sampling
