@@ -60,17 +60,10 @@ def clip_vocabulary() -> tuple[dict[str, int], list[str]]:
 
     Returns:
         `(vocab, merges)`: token -> id (49408 entries) and the merges as `"a b"` lines.
-
-    Raises:
-        ImportError: `open_clip` is not installed (the message names the missing piece).
     """
-    try:
-        from open_clip.tokenizer import bytes_to_unicode, default_bpe
-    except ImportError:
-        raise ImportError(
-            "a single-file checkpoint needs the CLIP tokenizer vocabulary, derived from open_clip's BPE file; "
-            "install open_clip_torch or pass config= a diffusers folder with tokenizer files"
-        ) from None
+    # Imported when needed: open_clip is slow to import.
+    from open_clip.tokenizer import bytes_to_unicode, default_bpe
+
     with gzip.open(default_bpe(), "rt", encoding="utf-8") as f:
         merges = f.read().split("\n")[1 : CLIP_MERGES + 1]
     byte_chars = list(bytes_to_unicode().values())
