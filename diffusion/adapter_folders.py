@@ -16,7 +16,7 @@ from studio.core import get_adapter_state, load_adapter, merge, save_adapter
 from .artifacts import ArtifactInfo
 from .unload import remove_adapter, requires_grad_flags
 
-COMPONENTS = ("unet", "text_encoder")
+COMPONENTS = ("unet", "text_encoder", "text_encoder_2")
 ADAPTER_CONFIG = "adapter_config.json"
 
 

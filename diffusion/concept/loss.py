@@ -7,47 +7,54 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ..architecture import Architecture, Conditioning
 from ..denoise import denoising_loss
 
-Prompts = Callable[[torch.Tensor], torch.Tensor]
+Prompts = Callable[[torch.Tensor], Conditioning]
 
 
 class ConceptTrainer(nn.Module):
-    """What the engine trains: the pipeline's UNet and text encoder (carrying the adapter) and the loss.
+    """What the engine trains: the pipeline's UNet and text encoders (carrying the adapter) and the loss.
 
     Args:
+        architecture: the pipeline's architecture (how its UNet is conditioned).
         unet: the pipeline's UNet.
-        text_encoder: the pipeline's text encoder.
+        text_encoders: the pipeline's text encoders.
         scheduler: the training noise scheduler.
-        prompts: instance prompt embeddings by index (e.g. a `PromptSource`).
-        class_prompts: class prompt embeddings by index (prior preservation), or None.
+        prompts: instance prompt conditioning by index (e.g. a `PromptSource`).
+        class_prompts: class prompt conditioning by index (prior preservation), or None.
         prior_loss_weight: weight of the class-image term.
+        image_size: the training images' side in pixels (SDXL's size conditioning).
     """
 
     def __init__(
         self,
+        architecture: Architecture,
         unet: nn.Module,
-        text_encoder: nn.Module,
+        text_encoders: list[nn.Module],
         scheduler,
         prompts: Prompts,
         class_prompts: Prompts | None = None,
         prior_loss_weight: float = 1.0,
+        image_size: int = 512,
     ) -> None:
         super().__init__()
-        self.unet, self.text_encoder = unet, text_encoder
+        self.architecture = architecture
+        self.unet, self.text_encoders = unet, nn.ModuleList(text_encoders)
         self.scheduler, self.prompts, self.class_prompts = scheduler, prompts, class_prompts
-        self.prior_loss_weight = prior_loss_weight
+        self.prior_loss_weight, self.image_size = prior_loss_weight, image_size
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The denoising loss of a batch (plus the weighted prior term when class latents are present)."""
-        latents, embeddings = batch["latents"], self.prompts(batch["prompt"])
+        latents, cond = batch["latents"], self.prompts(batch["prompt"])
         n = latents.shape[0]
         if "class_latents" in batch:
             latents = torch.cat([latents, batch["class_latents"]])
-            embeddings = torch.cat([embeddings, self.class_prompts(batch["class_prompt"])])
+            cond = Conditioning.cat([cond, self.class_prompts(batch["class_prompt"])])
+        kwargs = self.architecture.unet_kwargs(cond, self.image_size, self.image_size)
 
         def predict(noisy: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            return self.unet(noisy, t, encoder_hidden_states=embeddings).sample
+            return self.unet(noisy, t, **kwargs).sample
 
         per_sample = denoising_loss(predict, latents, self.scheduler, reduction="none")
         loss = per_sample[:n].mean()

@@ -16,6 +16,7 @@ from PIL import Image
 from studio.core import MethodConfig
 from studio.engine import Callback, check_count, check_number, main_process, train
 
+from ..architecture import architecture_of
 from ..artifacts import artifact_metadata, base_model_of, write_artifact_info
 from ..denoise import training_scheduler
 from ..images import images_to_tensor, load_images, pipeline_resolution
@@ -140,8 +141,8 @@ class ConceptPlan:
     """What one method contributes to a personalization run, made once its adapter is installed.
 
     Args:
-        tokenizer: the tokenizer the prompts are written for (with the concept's tokens, if the method adds
-            any).
+        tokenizers: one tokenizer per text encoder, the prompts written for them (with the concept's tokens,
+            if the method adds any).
         prompts: the instance prompts, in the tokenizer's words.
         live_text: whether training changes the text encoder's output for the instance prompts (they are then
             encoded on every step instead of once).
@@ -153,7 +154,7 @@ class ConceptPlan:
         preview_prompt: the user's preview prompt in the tokenizer's words (default: unchanged).
     """
 
-    tokenizer: Any
+    tokenizers: list
     prompts: list[str]
     live_text: bool
     lr: float
@@ -179,7 +180,7 @@ def train_concept(pipe, images, run: ConceptRun, method: str, install: Callable[
     pipeline is left as it was.
 
     Args:
-        pipe: a Stable-Diffusion-format pipeline (`diffusion.load_pipeline`).
+        pipe: a Stable Diffusion 1.x/2.x or SDXL pipeline (`diffusion.load_pipeline`).
         images: the concept's images: a folder, paths, PIL images (any mode, EXIF rotation and size).
         run: the run's options; `run.token` must be set.
         method: the method's registry name (recorded, and part of the default output folder).
@@ -210,23 +211,27 @@ def train_concept(pipe, images, run: ConceptRun, method: str, install: Callable[
     if run.prior_preservation:
         class_latents = encode_latents(pipe.vae, class_pixels, flip=run.flip)
 
-    unet, text_encoder = pipe.unet, pipe.text_encoder
-    flags = {unet: requires_grad_flags(unet), text_encoder: requires_grad_flags(text_encoder)}
+    arch = architecture_of(pipe)
+    unet, encoders = pipe.unet, arch.encoders(pipe)
+    flags = {model: requires_grad_flags(model) for model in (unet, *encoders)}
     try:
         plan = install(pipe)
-        source = PromptSource(plan.tokenizer, text_encoder, plan.prompts, plan.live_text)
+        source = PromptSource(arch, plan.tokenizers, encoders, plan.prompts, plan.live_text)
         class_source, class_list = None, fill(SUBJECT_TEMPLATES, run.class_word or "")
         if class_latents is not None:
-            class_source = PromptSource(pipe.tokenizer, text_encoder, class_list, plan.live_class_text)
-        encoders = [text_encoder, getattr(pipe, "text_encoder_2", None)]
+            class_source = PromptSource(
+                arch, arch.tokenizers(pipe), encoders, class_list, plan.live_class_text
+            )
         text_live = plan.live_text or plan.live_class_text or _trains(encoders)
         trainer = ConceptTrainer(
+            arch,
             unet,
-            text_encoder if text_live else None,  # kept out of the trained module so it can stay off the GPU
+            encoders if text_live else [],  # kept out of the trained module so they can stay off the GPU
             training_scheduler(pipe),
             source,
             class_source,
             run.prior_loss_weight,
+            size,
         )
         dataset = ConceptDataset(latents, len(plan.prompts), class_latents, len(class_list))
         savings = memory_savings(
@@ -242,7 +247,7 @@ def train_concept(pipe, images, run: ConceptRun, method: str, install: Callable[
             if run.preview_every:
                 prompt = plan.preview_prompt(run.preview_prompt) if run.preview_prompt else plan.prompts[0]
                 sample = saving.preview(
-                    concept_sampler(pipe, plan.tokenizer, prompt, run.preview_steps, run.seed)
+                    concept_sampler(pipe, plan.tokenizers, prompt, run.preview_steps, run.seed)
                 )
                 callbacks.append(PreviewCallback(sample, run.preview_every, out / "previews", run.on_preview))
             result = train(

@@ -11,6 +11,7 @@ from typing import Any
 
 from studio.core import AdapterConfig, inject
 
+from ..architecture import architecture_of
 from ..artifacts import base_model_of
 from .data import SUBJECT_TEMPLATES, fill
 from .run import ConceptPlan, ConceptRun, train_concept
@@ -28,16 +29,16 @@ def train_subject(
     text_config: AdapterConfig | None = None,
     param_groups: Callable[[Any], list[dict]] | None = None,
 ) -> Path:
-    """Inject `config` into the UNet (and `text_config` into the text encoder), train on the subject prompts,
+    """Inject `config` into the UNet (and `text_config` into every text encoder), train on the subject prompts,
     and save with `save`; the pipeline is left as it was.
 
     Args:
-        pipe: a Stable-Diffusion-format pipeline.
+        pipe: a Stable Diffusion 1.x/2.x or SDXL pipeline.
         images: the concept's images.
         config: the method's config (an `AdapterConfig` with an `lr` field), injected into `pipe.unet`.
         run: the run's options; a missing token becomes `DEFAULT_TOKEN`.
         save: `(pipe, folder, base_model) -> ...` writing the method's files.
-        text_config: the config injected into the text encoder, or None to keep it frozen.
+        text_config: the config injected into the text encoders, or None to keep it frozen.
         param_groups: optimizer groups `(model) -> list of dicts` (None: one group at `config.lr`).
 
     Returns:
@@ -49,14 +50,16 @@ def train_subject(
     live_text = text_config is not None
 
     def install(pipe) -> ConceptPlan:
+        arch = architecture_of(pipe)
         inject(pipe.unet, config)
-        if live_text:
-            inject(pipe.text_encoder, text_config)
-        else:
-            pipe.text_encoder.requires_grad_(False)
+        for encoder in arch.encoders(pipe):
+            if live_text:
+                inject(encoder, text_config)
+            else:
+                encoder.requires_grad_(False)
         subject = f"{run.token} {run.class_word}" if run.class_word else run.token
         return ConceptPlan(
-            tokenizer=pipe.tokenizer,
+            tokenizers=arch.tokenizers(pipe),
             prompts=fill(run.prompt_templates or SUBJECT_TEMPLATES, subject),
             live_text=live_text,
             live_class_text=live_text,  # only text-encoder adapters change the class prompts' embeddings

@@ -8,10 +8,11 @@ from typing import Any
 
 from studio.core import inject
 
+from ..architecture import architecture_of
 from ..concept import SUBJECT_TEMPLATES, ConceptPlan, ConceptRun, as_config, concept_run, fill, train_concept
 from ..textual_inversion import (
     TextualInversionConfig,
-    add_concept,
+    add_concept_to_pipeline,
     check_new_token,
     expand_prompt,
     save_embeddings,
@@ -62,7 +63,8 @@ def train_custom_diffusion(
     lr = config.lr if config.lr is not None else LR_PER_IMAGE * run.batch_size * run.grad_accum_steps
 
     def install(pipe) -> ConceptPlan:
-        tokenizer, rows = add_concept(pipe.tokenizer, pipe.text_encoder, modifier)
+        tokenizers, layers = add_concept_to_pipeline(pipe, modifier)
+        keys = [slot.key for slot in architecture_of(pipe).slots]
         inject(pipe.unet, config)
         subject = f"{run.token} {run.class_word}" if run.class_word else run.token
         prompts = [
@@ -71,10 +73,12 @@ def train_custom_diffusion(
 
         def save(folder: Path) -> None:
             save_custom_diffusion(pipe.unet, folder)
-            save_embeddings(folder, run.token, rows.new_embeddings)
+            save_embeddings(
+                folder, run.token, {k: r.new_embeddings for k, r in zip(keys, layers, strict=True)}
+            )
 
         return ConceptPlan(
-            tokenizer=tokenizer,
+            tokenizers=tokenizers,
             prompts=prompts,
             live_text=True,  # the modifier's embedding trains
             lr=lr,

@@ -8,8 +8,10 @@ from torch.nn import functional as F
 
 from studio.core import AdapterLayer
 
+from ..layer_shape import LinearShape
 
-class ScaledBias(AdapterLayer):
+
+class ScaledBias(LinearShape, AdapterLayer):
     """`y = γ · (W x + b + δ)`: a trainable bias shift δ (init 0) and, on scaled layers, a scale γ (init 1).
 
     Args:

@@ -4,7 +4,8 @@
   `.lora_B.weight` (and `text_encoder.…`), read by stock `pipe.load_lora_weights(folder)`. The scale
   `alpha / r` is folded into `lora_B`, so a loader that assumes `alpha = r` computes the same update.
 - kohya (`lora_kohya.safetensors`): `lora_unet_<module_with_underscores>.lora_down.weight` / `.lora_up.weight`
-  / `.alpha` (`lora_te_…` for the text encoder), read by A1111, ComfyUI and stock diffusers alike.
+  / `.alpha` (`lora_te_…` for the text encoder; `lora_te1_…` / `lora_te2_…` for SDXL's two), read by A1111,
+  ComfyUI and stock diffusers alike.
 """
 
 from __future__ import annotations
@@ -17,12 +18,18 @@ from torch import nn
 
 from studio.core import LoRALinear, adapter_layers, read_tensors, save_tensors
 
+from ..architecture import architecture_of
 from ..artifacts import safetensors_keys
 
 LORA_FILE = "pytorch_lora_weights.safetensors"
 KOHYA_FILE = "lora_kohya.safetensors"
-KOHYA_PREFIXES = {"unet": "lora_unet", "text_encoder": "lora_te"}
-"""Pipeline component -> its kohya key prefix (the components a LoRA file may adapt)."""
+
+
+def kohya_prefixes(pipe) -> dict[str, str]:
+    """Pipeline component -> its kohya key prefix, for the components a LoRA file may adapt: the UNet and
+    the pipeline's text encoders."""
+    return {"unet": "lora_unet", **{slot.encoder: slot.kohya_prefix for slot in architecture_of(pipe).slots}}
+
 
 ROLES = {
     ".lora_A.weight": "A",
@@ -40,7 +47,7 @@ Weights = dict[str, dict[str, tuple[torch.Tensor, torch.Tensor]]]
 def lora_weights(pipe) -> Weights:
     """The LoRA updates injected into `pipe`'s components, with the scale folded into B."""
     weights: Weights = {}
-    for component in KOHYA_PREFIXES:
+    for component in kohya_prefixes(pipe):
         model = getattr(pipe, component, None)
         layers = [(n, m) for n, m in adapter_layers(model)] if model is not None else []
         found = {n: (m.lora_A[0], m.lora_B[0] * m.scaling) for n, m in layers if isinstance(m, LoRALinear)}
@@ -63,12 +70,12 @@ def save_lora(pipe, folder: str | os.PathLike, metadata: dict[str, str] | None =
     weights = lora_weights(pipe)
     if not weights:
         raise ValueError("the pipeline carries no LoRA layers to save")
-    peft_style, kohya = {}, {}
+    peft_style, kohya, prefixes = {}, {}, kohya_prefixes(pipe)
     for component, layers in weights.items():
         for name, (a, b) in layers.items():
             peft_style[f"{component}.{name}.lora_A.weight"] = a.contiguous()
             peft_style[f"{component}.{name}.lora_B.weight"] = b.contiguous()
-            key = f"{KOHYA_PREFIXES[component]}_{name.replace('.', '_')}"
+            key = f"{prefixes[component]}_{name.replace('.', '_')}"
             # With alpha = r the kohya scale is 1, and lora_up already carries alpha / r.
             kohya[f"{key}.lora_down.weight"] = a.contiguous()
             kohya[f"{key}.lora_up.weight"] = b.contiguous()
@@ -106,9 +113,10 @@ def read_lora(path: str | os.PathLike, pipe) -> Weights:
     file = lora_file(Path(path))
     tensors = read_tensors(file, "LoRA file")
     pairs: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
+    prefixes = kohya_prefixes(pipe)
     by_kohya_name = {
         f"{prefix}_{name.replace('.', '_')}": (component, name)
-        for component, prefix in KOHYA_PREFIXES.items()
+        for component, prefix in prefixes.items()
         for name, _ in _linears(getattr(pipe, component, None))
     }
     for key, tensor in tensors.items():
@@ -118,11 +126,11 @@ def read_lora(path: str | os.PathLike, pipe) -> Weights:
             component, name = by_kohya_name[stem]
         else:
             component, _, name = stem.partition(".")
-        if suffix is None or component not in KOHYA_PREFIXES:
+        if suffix is None or component not in prefixes:
             raise ValueError(f"{file.name}: key {key!r} is in neither diffusers' nor kohya's LoRA layout")
         pairs.setdefault((component, name), {})[ROLES[suffix]] = tensor.float()
     weights: Weights = {}
-    modules = {c: dict(_linears(getattr(pipe, c, None))) for c in KOHYA_PREFIXES}
+    modules = {c: dict(_linears(getattr(pipe, c, None))) for c in prefixes}
     for (component, name), parts in pairs.items():
         if name not in modules.get(component, {}):
             raise ValueError(

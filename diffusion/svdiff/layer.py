@@ -8,10 +8,12 @@ from torch import nn
 
 from studio.core import AdapterLayer
 
+from ..layer_shape import LinearShape
+
 NORM_TYPES = (nn.GroupNorm, nn.LayerNorm)
 
 
-class SpectralShift(AdapterLayer):
+class SpectralShift(LinearShape, AdapterLayer):
     """`W' = U·diag(ReLU(σ + scale·δ))·Vᵀ` for a Linear or Conv2d weight (a conv kernel is flattened per output
     channel), with `δ` the only trainable tensor.
 

@@ -13,6 +13,7 @@ from torch import nn
 
 from studio.core import get_adapter_state, inject, read_tensors, save_tensors
 
+from ..architecture import Architecture, architecture_of
 from ..artifacts import safetensors_keys
 from .config import TextualInversionConfig
 from .layer import ConceptEmbedding
@@ -103,6 +104,23 @@ def add_concept(tokenizer, text_encoder: nn.Module, config: TextualInversionConf
     return tokenizer, layer
 
 
+def add_concept_to_pipeline(pipe, config: TextualInversionConfig) -> tuple[list, list[ConceptEmbedding]]:
+    """`add_concept` on each of the pipeline's text encoders (one on SD 1.x/2.x, two on SDXL).
+
+    Args:
+        pipe: the pipeline; its text encoders are changed in place, its tokenizers left alone.
+        config: the concept.
+
+    Returns:
+        `(tokenizers, layers)`: per text encoder, the tokenizer copy with the tokens and the trainable rows.
+    """
+    arch = architecture_of(pipe)
+    pairs = [
+        add_concept(t, e, config) for t, e in zip(arch.tokenizers(pipe), arch.encoders(pipe), strict=True)
+    ]
+    return [tokenizer for tokenizer, _ in pairs], [layer for _, layer in pairs]
+
+
 def expand_prompt(prompt: str, config: TextualInversionConfig) -> str:
     """Replace the token by all its vector names ("<t>" -> "<t> <t>_1 <t>_2"), as diffusers does at sampling."""
     return prompt.replace(config.token, " ".join(config.token_names()))
@@ -117,19 +135,27 @@ def concept_layer(text_encoder: nn.Module) -> ConceptEmbedding:
     return layer
 
 
-def save_embeddings(folder: str | os.PathLike, token: str, embeddings: torch.Tensor) -> Path:
-    """Write `folder/learned_embeds.safetensors` = `{token: [n_vectors, dim]}` (diffusers' format).
+def save_embeddings(
+    folder: str | os.PathLike, token: str, embeddings: torch.Tensor | dict[str, torch.Tensor]
+) -> Path:
+    """Write `folder/learned_embeds.safetensors`: `{token: [n_vectors, dim]}` (diffusers' format) for one text
+    encoder, `{"clip_l": ..., "clip_g": ...}` (the format SDXL embeddings are shared in) for two.
 
     Args:
         folder: output folder.
         token: the placeholder token.
-        embeddings: `[n_vectors, dim]`.
+        embeddings: `[n_vectors, dim]`, or one such tensor per text encoder by its key
+            (`diffusion.architecture.TextSlot.key`).
 
     Returns:
         The file written.
     """
+    if isinstance(embeddings, torch.Tensor):
+        embeddings = {token: embeddings}
+    elif len(embeddings) == 1:
+        embeddings = {token: next(iter(embeddings.values()))}
     path = Path(folder) / EMBEDDINGS_FILE
-    save_tensors(path, {token: embeddings.detach().float().reshape(-1, embeddings.shape[-1])})
+    save_tensors(path, {k: v.detach().float().reshape(-1, v.shape[-1]) for k, v in embeddings.items()})
     return path
 
 
@@ -188,6 +214,41 @@ def read_embeddings(path: str | os.PathLike) -> tuple[str | None, torch.Tensor]:
     if not isinstance(tensor, torch.Tensor) or tensor.ndim not in (1, 2):
         raise ValueError(f"{path}: the embedding must be a [n_vectors, dim] tensor")
     return (token or None), tensor.detach().float().reshape(-1, tensor.shape[-1])
+
+
+def read_encoder_embeddings(
+    path: str | os.PathLike, architecture: Architecture
+) -> tuple[str | None, dict[str, torch.Tensor]]:
+    """Read an embedding for each text encoder of `architecture`: an SDXL file's `clip_l` and `clip_g`, or a
+    single-encoder embedding (`read_embeddings`) for SD 1.x/2.x.
+
+    Args:
+        path: as for `read_embeddings`.
+        architecture: the pipeline's architecture.
+
+    Returns:
+        `(token, {slot key: [n_vectors, dim]})`; an SDXL file's token is its file name (as A1111 does) when
+        it stores none.
+
+    Raises:
+        ValueError: an embedding made for the other architecture, or one `read_embeddings` refuses.
+    """
+    path = Path(path)
+    file = next((path / n for n in EMBEDDING_FILES if (path / n).is_file()), path) if path.is_dir() else path
+    keys = [slot.key for slot in architecture.slots]
+    pair = file.suffix == ".safetensors" and {"clip_l", "clip_g"} <= set(safetensors_keys(file))
+    if pair and len(keys) == 2:
+        state = read_tensors(file, "Textual Inversion embedding")
+        return None if path.is_dir() else file.stem, {
+            k: state[k].float().reshape(-1, state[k].shape[-1]) for k in keys
+        }
+    if pair or len(keys) == 2:
+        made_for, wanted = ("SDXL", "SD 1.x/2.x") if pair else ("SD 1.x/2.x", "SDXL")
+        raise ValueError(
+            f"{file} is a {made_for} embedding and the pipeline is {wanted}; use an embedding made for {wanted}"
+        )
+    token, tensor = read_embeddings(file)
+    return token, {keys[0]: tensor}
 
 
 def is_embedding_artifact(path: Path) -> bool:

@@ -6,9 +6,10 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from ..architecture import architecture_of
 from ..concept import ConceptPlan, ConceptRun, as_config, concept_run, fill, train_concept
 from .config import TextualInversionConfig
-from .model import add_concept, check_new_token, expand_prompt, save_embeddings
+from .model import add_concept_to_pipeline, check_new_token, expand_prompt, save_embeddings
 
 TI_TEMPLATES = (
     "a photo of a {}",
@@ -37,7 +38,8 @@ def train_textual_inversion(
     """Teach `pipe` a new token for a concept; the pipeline itself is left unchanged.
 
     Args:
-        pipe: a Stable-Diffusion-format pipeline (`diffusion.load_pipeline`).
+        pipe: a Stable Diffusion 1.x/2.x or SDXL pipeline (`diffusion.load_pipeline`); on SDXL the token is
+            learnt in both text encoders.
         images: the concept's images: a folder, paths, PIL images.
         config: a `TextualInversionConfig` or a dict of its fields (None: the defaults).
         run: the run's options (`diffusion.concept.ConceptRun`); None: the defaults.
@@ -45,7 +47,8 @@ def train_textual_inversion(
             `token` replaces the config's; without `init_token`, the vectors start from `class_word`.
 
     Returns:
-        The artifact folder: `learned_embeds.safetensors` (diffusers' format) and `studio_artifact.json`.
+        The artifact folder: `learned_embeds.safetensors` (diffusers' format; on SDXL with `clip_l` and
+        `clip_g`, one per text encoder) and `studio_artifact.json`.
 
     Raises:
         ValueError: an unknown option, a bad value, no usable images, a token already in the vocabulary.
@@ -60,17 +63,19 @@ def train_textual_inversion(
     lr = config.lr if config.lr is not None else BASE_LR * run.batch_size * run.grad_accum_steps
 
     def install(pipe) -> ConceptPlan:
-        tokenizer, _ = add_concept(pipe.tokenizer, pipe.text_encoder, config)
+        tokenizers, layers = add_concept_to_pipeline(pipe, config)
         pipe.unet.requires_grad_(False)
         prompts = [expand_prompt(p, config) for p in fill(run.prompt_templates or TI_TEMPLATES, config.token)]
-        new_rows = pipe.text_encoder.get_input_embeddings()
+        keys = [slot.key for slot in architecture_of(pipe).slots]
         return ConceptPlan(
-            tokenizer=tokenizer,
+            tokenizers=tokenizers,
             prompts=prompts,
             live_text=True,
             lr=lr,
             hyperparameters={**config.to_dict(), "token_names": config.token_names()},
-            save=lambda folder: save_embeddings(folder, config.token, new_rows.new_embeddings),
+            save=lambda folder: save_embeddings(
+                folder, config.token, {k: layer.new_embeddings for k, layer in zip(keys, layers, strict=True)}
+            ),
             preview_prompt=lambda prompt: expand_prompt(prompt, config),
         )
 
