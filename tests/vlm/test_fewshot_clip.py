@@ -18,6 +18,7 @@ from vlm.coop import CoOpHead
 from vlm.selection import best_of, score
 from vlm.text import encode_text_embeddings, token_embeddings
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 CLASSES = ["red", "green", "blue"]
 FAST = {  # keep training short; the defaults are exercised by the benchmark
     "linear_probe": {"max_iter": 30},
@@ -39,20 +40,6 @@ def images(shots: int, seed: int = 0) -> tuple[list[Image.Image], list[str]]:
             pictures.append(Image.fromarray(array))
             labels.append(name)
     return pictures, labels
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny tensors: thread hand-offs cost more than the maths, above all on a shared, busy machine
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def base():
-    return tiny_clip()
 
 
 def make(base, method: str, tmp_path=None, **options) -> FewShotCLIP:

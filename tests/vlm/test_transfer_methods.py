@@ -9,26 +9,13 @@ import torch
 
 from studio.core import list_methods
 from tests.vlm.test_fewshot_clip import CLASSES, images, make
-from tests.vlm.tiny import tiny_clip
 from vlm import CoOpConfig
 from vlm.clip_adapter import ClipAdapterHead
 from vlm.cocoop import CoCoOpHead
 from vlm.coop import CoOpHead
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 TRANSFERABLE = [m.name for m in list_methods("vlm", "fewshot") if m.spec.class_agnostic(m.config_cls())]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def base():
-    return tiny_clip()
 
 
 def test_clip_adapter_with_ratio_zero_is_zero_shot(base):
