@@ -74,9 +74,10 @@ def artifact_spec(kind: str) -> ArtifactSpec:
     return get_method(kind, DOMAIN).spec
 
 
-def safetensors_keys(file: Path) -> list[str]:
-    """The tensor names in a safetensors file (for `ArtifactSpec.recognize`)."""
-    return _safetensors_record(file)[0]
+def safetensors_keys(file: Path, what: str = "safetensors file") -> list[str]:
+    """The tensor names in a safetensors file (for `ArtifactSpec.recognize`); `what` names the file in the
+    error for an unreadable one (e.g. "Textual Inversion embedding")."""
+    return _safetensors_record(file, what)[0]
 
 
 def config_class_name(folder: Path) -> str | None:
@@ -171,12 +172,14 @@ def _info(kind: str, path: Path, data: dict[str, Any] | None) -> ArtifactInfo:
     )
 
 
-def _safetensors_record(file: Path) -> tuple[list[str], dict[str, Any] | None]:
+def _safetensors_record(
+    file: Path, what: str = "safetensors file"
+) -> tuple[list[str], dict[str, Any] | None]:
     try:
         with safe_open(str(file), framework="pt") as f:
             keys, header = list(f.keys()), f.metadata() or {}
     except Exception as err:  # safetensors raises its own error types for bad headers
-        raise ValueError(f"{file} is not a readable safetensors file ({err})") from None
+        raise ValueError(f"{file} is not a readable {what} ({err})") from None
     record = json.loads(header[METADATA_KEY]) if METADATA_KEY in header else None
     return keys, record
 

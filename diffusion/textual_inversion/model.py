@@ -236,7 +236,9 @@ def read_encoder_embeddings(
     path = Path(path)
     file = next((path / n for n in EMBEDDING_FILES if (path / n).is_file()), path) if path.is_dir() else path
     keys = [slot.key for slot in architecture.slots]
-    pair = file.suffix == ".safetensors" and {"clip_l", "clip_g"} <= set(safetensors_keys(file))
+    pair = file.suffix == ".safetensors" and {"clip_l", "clip_g"} <= set(
+        safetensors_keys(file, "Textual Inversion embedding")
+    )
     if pair and len(keys) == 2:
         state = read_tensors(file, "Textual Inversion embedding")
         return None if path.is_dir() else file.stem, {
