@@ -13,7 +13,7 @@ from typing import Any
 
 from studio.core import Method, MethodConfig, get_method, method_names
 
-from .concept import ConceptRun, as_config
+from .concept import ConceptRun
 
 DOMAIN, TASK = "diffusion", "personalize"
 DEFAULT_METHOD = "textual_inversion"
@@ -96,7 +96,7 @@ def method_options(
             f"{method} options: {', '.join(f.name for f in entry.config_cls.options())}"
         )
     settings = {k: v for k, v in options.items() if k not in run_fields}
-    config = as_config(entry.config_cls, config)
+    config = entry.config_cls.coerce(config)
     if settings:
         config = dataclasses.replace(config, **settings)
     return entry, config, {k: v for k, v in options.items() if k in run_fields}

@@ -8,7 +8,7 @@ from .data import SUBJECT_TEMPLATES, ConceptDataset, fill
 from .loss import ConceptTrainer
 from .preview_sampler import concept_sampler
 from .prompts import PromptSource
-from .run import ConceptPlan, ConceptRun, as_config, concept_run, default_output_dir, train_concept
+from .run import ConceptPlan, ConceptRun, concept_run, default_output_dir, train_concept
 from .subject import DEFAULT_TOKEN, train_subject
 
 __all__ = [
@@ -19,7 +19,6 @@ __all__ = [
     "ConceptRun",
     "ConceptTrainer",
     "PromptSource",
-    "as_config",
     "class_images",
     "concept_run",
     "concept_sampler",

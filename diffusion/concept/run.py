@@ -13,7 +13,6 @@ from typing import Any
 
 from PIL import Image
 
-from studio.core import MethodConfig
 from studio.engine import Callback, check_count, check_number, main_process, train
 
 from ..architecture import architecture_of
@@ -119,21 +118,6 @@ def concept_run(run: ConceptRun | None, options: dict[str, Any]) -> ConceptRun:
     if unknown:
         raise ValueError(f"unknown option(s) {unknown}; known run options: {', '.join(ConceptRun.fields())}")
     return dataclasses.replace(run or ConceptRun(), **options)
-
-
-def as_config(config_cls: type[MethodConfig], config: MethodConfig | dict[str, Any] | None) -> MethodConfig:
-    """`config` as a `config_cls`: a dict of its fields is built into one, None gives the defaults.
-
-    Raises:
-        ValueError: an unknown field or bad value, or a config of another method.
-    """
-    if config is None:
-        return config_cls()
-    if isinstance(config, dict):
-        return config_cls.from_dict(config)
-    if type(config) is not config_cls:
-        raise ValueError(f"{config_cls.method} takes a {config_cls.__name__}, got {type(config).__name__}")
-    return config
 
 
 @dataclass

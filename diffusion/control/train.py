@@ -170,9 +170,7 @@ def train_control(
     """
     registered = control_method(method)
     spec, config_cls = registered.spec, registered.config_cls
-    config = config_cls.from_dict(config) if isinstance(config, dict) else (config or config_cls())
-    if not isinstance(config, config_cls):
-        raise ValueError(f"method {method!r} takes a {config_cls.__name__}, got {type(config).__name__}")
+    config = config_cls.coerce(config)
     check_count("steps", steps)
     check_count("batch_size", batch_size)
     MemoryOptions.of(memory)  # a bad preset is refused before any work

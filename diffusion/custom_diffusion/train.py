@@ -9,7 +9,7 @@ from typing import Any
 from studio.core import inject
 
 from ..architecture import architecture_of
-from ..concept import SUBJECT_TEMPLATES, ConceptPlan, ConceptRun, as_config, concept_run, fill, train_concept
+from ..concept import SUBJECT_TEMPLATES, ConceptPlan, ConceptRun, concept_run, fill, train_concept
 from ..textual_inversion import (
     TextualInversionConfig,
     add_concept_to_pipeline,
@@ -54,7 +54,7 @@ def train_custom_diffusion(
     Raises:
         ValueError: an unknown option, a bad value, no usable images, a token already in the vocabulary.
     """
-    config = as_config(CustomDiffusionConfig, config)
+    config = CustomDiffusionConfig.coerce(config)
     run = concept_run(run, options)
     if run.token is None:
         run = dataclasses.replace(run, token=DEFAULT_MODIFIER)

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ..adapter_folders import save_adapter_folders
-from ..concept import ConceptRun, as_config, concept_run, train_subject
+from ..concept import ConceptRun, concept_run, train_subject
 from .config import DiffFitConfig
 
 
@@ -34,5 +34,5 @@ def train_difffit(
     Raises:
         ValueError: an unknown option, a bad value, no usable images.
     """
-    config = as_config(DiffFitConfig, config)
+    config = DiffFitConfig.coerce(config)
     return train_subject(pipe, images, config, concept_run(run, options), save_adapter_folders)

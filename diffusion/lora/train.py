@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..concept import ConceptRun, as_config, concept_run, train_subject
+from ..concept import ConceptRun, concept_run, train_subject
 from .config import DiffusionLoRAConfig
 from .format import save_lora
 from .model import text_encoder_config
@@ -36,7 +36,7 @@ def train_lora(
     Raises:
         ValueError: an unknown option, a bad value, no usable images.
     """
-    config = as_config(DiffusionLoRAConfig, config)
+    config = DiffusionLoRAConfig.coerce(config)
     text_config = text_encoder_config(config) if config.train_text_encoder else None
     return train_subject(
         pipe,

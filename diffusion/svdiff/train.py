@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..adapter_folders import save_adapter_folders
-from ..concept import ConceptRun, as_config, concept_run, train_subject
+from ..concept import ConceptRun, concept_run, train_subject
 from .config import SVDiffConfig
 from .model import svdiff_param_groups
 
@@ -40,7 +40,7 @@ def train_svdiff(
     Raises:
         ValueError: an unknown option, a bad value, no usable images.
     """
-    config = as_config(SVDiffConfig, config)
+    config = SVDiffConfig.coerce(config)
     # The targets name UNet modules; the text encoder takes every layer.
     text_config = (
         dataclasses.replace(config, targets=None, exclude=None) if config.train_text_encoder else None

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..architecture import architecture_of
-from ..concept import ConceptPlan, ConceptRun, as_config, concept_run, fill, train_concept
+from ..concept import ConceptPlan, ConceptRun, concept_run, fill, train_concept
 from .config import TextualInversionConfig
 from .model import add_concept_to_pipeline, check_new_token, expand_prompt, save_embeddings
 
@@ -53,7 +53,7 @@ def train_textual_inversion(
     Raises:
         ValueError: an unknown option, a bad value, no usable images, a token already in the vocabulary.
     """
-    config = as_config(TextualInversionConfig, config)
+    config = TextualInversionConfig.coerce(config)
     run = concept_run(run, options)
     if run.token is None:
         run = dataclasses.replace(run, token=config.token)

@@ -65,6 +65,21 @@ class MethodConfig:
         return cls(**values)
 
     @classmethod
+    def coerce(cls, config: MethodConfig | dict[str, Any] | None) -> MethodConfig:
+        """`config` as this class: a dict of its fields is built into one, None gives the defaults.
+
+        Raises:
+            ValueError: an unknown field or a bad value, or a config of another class.
+        """
+        if config is None:
+            return cls()
+        if isinstance(config, dict):
+            return cls.from_dict(config)
+        if type(config) is not cls:
+            raise ValueError(f"{cls.method} takes a {cls.__name__}, got {type(config).__name__}")
+        return config
+
+    @classmethod
     def help(cls) -> dict[str, str]:
         """Help text of every field, by field name."""
         return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
