@@ -103,7 +103,8 @@ class Stepper:
         if self.method == "full_unet":
             predict = lambda x, t: self.model.unet(x, t, encoder_hidden_states=self.text).sample  # noqa: E731
         else:
-            predict = lambda x, t: self.model(x, t, self.text, self.condition, self.embeds)  # noqa: E731
+            text = {"encoder_hidden_states": self.text}
+            predict = lambda x, t: self.model(x, t, text, self.condition, self.embeds)  # noqa: E731
         return denoising_loss(predict, self.latents, self.scheduler)
 
     def step(self) -> None:

@@ -57,6 +57,15 @@ class Conditioning:
         pooled = None if self.pooled is None else self.pooled.to(device)
         return Conditioning(self.hidden.to(device), pooled)
 
+    def where(self, mask: torch.Tensor, other: Conditioning) -> Conditioning:
+        """Rows of `other` where `mask` `[B]` is True (`other` may be one row, broadcast), ours elsewhere."""
+
+        def pick(mine: torch.Tensor, theirs: torch.Tensor) -> torch.Tensor:
+            return torch.where(mask.view(-1, *[1] * (mine.ndim - 1)), theirs.to(mine), mine)
+
+        pooled = None if self.pooled is None else pick(self.pooled, other.pooled)
+        return Conditioning(pick(self.hidden, other.hidden), pooled)
+
     @staticmethod
     def cat(parts: Sequence[Conditioning]) -> Conditioning:
         """Batches stacked in order."""
@@ -110,6 +119,25 @@ class Architecture:
             hidden.append(out[0] if self.hidden_layer == -1 else out.hidden_states[self.hidden_layer])
             pooled = out[0] if self.pooled else None  # SDXL pools from the last encoder's projection
         return Conditioning(torch.cat(hidden, dim=-1), pooled)
+
+    @torch.no_grad()
+    def encode_frozen(self, pipe, prompts: Sequence[str], batch_size: int = 16) -> Conditioning:
+        """The conditioning of `prompts` through the pipeline's own (frozen) text encoders, computed once.
+
+        Args:
+            pipe: the pipeline (or its components).
+            prompts: the prompts.
+            batch_size: prompts per encoder call (a large dataset's captions are not encoded in one batch).
+
+        Returns:
+            `[len(prompts), ...]` rows on the CPU, in the encoders' dtype.
+        """
+        encoders, tokenizers = self.encoders(pipe), self.tokenizers(pipe)
+        parts = [
+            self.encode(encoders, self.token_ids(tokenizers, prompts[start : start + batch_size])).to("cpu")
+            for start in range(0, len(prompts), batch_size)
+        ]
+        return Conditioning.cat(parts)
 
     def unet_kwargs(self, cond: Conditioning, height: int, width: int) -> dict:
         """Keyword arguments of a UNet call for `cond` at an image size of `height` × `width` pixels.

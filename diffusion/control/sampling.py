@@ -1,7 +1,8 @@
 """Sampling with control artifacts: the stock diffusers pipeline to call and the arguments it needs.
 
-Condition-guided controls (ControlNet, T2I-Adapter) run in their method's stock pipeline (several of one
-method joined by its multi wrapper), built from the base pipeline's own components, so Textual Inversion
+Condition-guided controls (ControlNet, T2I-Adapter) run in their method's stock pipeline for the base's
+architecture (`StableDiffusionControlNetPipeline` on SD 1.x/2.x, `StableDiffusionXLControlNetPipeline` on SDXL;
+several of one method joined by its multi wrapper), built from the base pipeline's own components, so Textual Inversion
 tokens and SVDiff shifts loaded into it stay in effect. Controls that live in the UNet (IP-Adapter) are
 installed into the shared UNet by their method and fed the embeddings of their reference images from the
 shared image encoder. A raw photo given as control image goes through the extractor recorded in the artifact.
@@ -15,14 +16,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from diffusers import StableDiffusionPipeline
+from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 from PIL import Image
 
 from ..artifacts import ArtifactInfo, check_artifact, read_artifact
 from ..conditions import extract_condition
 from ..images import ImageInput, load_images, pipeline_resolution
 from .image_encoder import ImageEncoder, load_image_encoder
-from .spec import LoadedControl, control_methods, load_control
+from .spec import LoadedControl, control_methods, load_control, pipeline_class_for
+
+TEXT_TO_IMAGE = {"sd": StableDiffusionPipeline, "sdxl": StableDiffusionXLPipeline}
+"""The pipeline reference-guided controls alone sample in, by base architecture."""
 
 PASSED_ON = ("guidance_scale", "height", "width")
 """Keyword arguments `prepare` reads and the caller passes to the pipeline call too."""
@@ -109,7 +113,7 @@ def build_call(
     if spatial:
         target, extra = _condition_call(pipe, spatial, control_image, extract, kw)
     elif references:
-        target = _rebuild(StableDiffusionPipeline, pipe)
+        target = _rebuild(pipeline_class_for(pipe, TEXT_TO_IMAGE), pipe)
     if references:
         extra.update(_reference_call(target, references, ip_image, kw))
     return target, extra
@@ -139,7 +143,7 @@ def _condition_call(
     scales, modules = _scales(controls, kw), [c.module for c in controls]
     single = len(controls) == 1
     module = modules[0] if single else spec.pipeline.combine(modules)
-    target = _rebuild(spec.pipeline.cls, pipe, **{spec.pipeline.module_key: module})
+    target = _rebuild(spec.pipeline.cls_for(pipe), pipe, **{spec.pipeline.module_key: module})
     return target, {spec.scale_key: scales[0] if single else scales, "image": images[0] if single else images}
 
 
@@ -158,12 +162,14 @@ def _reference_call(
 
 
 def _rebuild(cls: type, pipe: StableDiffusionPipeline, **modules: Any) -> StableDiffusionPipeline:
-    """A `cls` pipeline on `pipe`'s own components (shared, not copied) plus `modules`."""
+    """A `cls` pipeline on `pipe`'s own components (shared, not copied) plus `modules`, with `pipe`'s settings
+    (e.g. SDXL's `force_zeros_for_empty_prompt`)."""
     accepted = inspect.signature(cls.__init__).parameters
     components = {k: v for k, v in pipe.components.items() if k in accepted and k not in modules}
+    settings = {k: v for k, v in pipe.config.items() if k in accepted and k not in pipe.components}
     if "requires_safety_checker" in accepted:
-        components["requires_safety_checker"] = False
-    target = cls(**components, **modules)
+        settings["requires_safety_checker"] = False
+    target = cls(**components, **settings, **modules)
     target.set_progress_bar_config(**getattr(pipe, "_progress_bar_config", {}))
     return target
 

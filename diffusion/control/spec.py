@@ -7,7 +7,7 @@ behaviour from here, so none of them names a method.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from torch import nn
 
 from studio.core import Method, get_method, list_methods
 
+from ..architecture import architecture_of
 from ..artifacts import ArtifactInfo, ArtifactSpec
 from .image_encoder import ImageEncoder
 
@@ -87,18 +88,45 @@ class LoadedControl:
 
 @dataclass(frozen=True)
 class ControlPipeline:
-    """The stock pipeline a condition-guided control samples in.
+    """The stock pipelines a condition-guided control samples in, one per base architecture.
 
     Args:
-        cls: the pipeline class, built on the base pipeline's own components (e.g.
-            `StableDiffusionControlNetPipeline`).
+        classes: the pipeline class for each architecture it supports, by `Architecture.name` (e.g.
+            `{"sd": StableDiffusionControlNetPipeline, "sdxl": StableDiffusionXLControlNetPipeline}`), built on
+            the base pipeline's own components.
         module_key: the constructor argument that takes the control (e.g. `"controlnet"`).
         combine: `modules -> module` joining several controls of the method (e.g. `MultiControlNetModel`).
     """
 
-    cls: type[StableDiffusionPipeline]
+    classes: Mapping[str, type]
     module_key: str
     combine: Callable[[list[nn.Module]], nn.Module]
+
+    def cls_for(self, pipe) -> type:
+        """The pipeline class for `pipe`'s architecture (see `pipeline_class_for`)."""
+        return pipeline_class_for(pipe, self.classes)
+
+
+def pipeline_class_for(pipe, classes: Mapping[str, type]) -> type:
+    """The class of `classes` for `pipe`'s architecture (`diffusion.architecture.architecture_of`): the one place
+    where sampling tells an SD pipeline from an SDXL one.
+
+    Args:
+        pipe: the base pipeline.
+        classes: pipeline classes by `Architecture.name`.
+
+    Returns:
+        The class.
+
+    Raises:
+        ValueError: `classes` has none for this architecture.
+    """
+    name = architecture_of(pipe).name
+    if name not in classes:
+        raise ValueError(
+            f"no pipeline for a {name} base among {', '.join(c.__name__ for c in classes.values())}"
+        )
+    return classes[name]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,12 +141,13 @@ class ControlSpec(ArtifactSpec):
         build: `(pipe, config, setup) -> BuiltControl`, a fresh control for training (one that lives in the
             UNet is installed into `pipe.unet` here and taken out by `release`).
         residuals: `(module, noisy, timesteps, text, condition, image_embeds) -> dict`: the keyword arguments
-            that apply the control to a `UNet2DConditionModel` call.
+            that apply the control to a `UNet2DConditionModel` call; `text` is the call's text keyword
+            arguments (`Architecture.unet_kwargs`), which the result may extend (e.g. `added_cond_kwargs`).
         scale_key: the sampling call's argument that overrides the control's strength (e.g.
             `"controlnet_conditioning_scale"`).
         drop: `(text, image_embeds, empty_text, config) -> (text, image_embeds)`, randomly dropping the
-            training inputs per sample (so guidance has an unconditional prediction); None: nothing dropped.
-        pipeline: for condition-guided methods, the stock pipeline they sample in.
+            training inputs per sample (`text`, `empty_text`: `Conditioning`s) (so guidance has an unconditional prediction); None: nothing dropped.
+        pipeline: for condition-guided methods, the stock pipelines they sample in.
         install: `(pipe, modules)`: puts loaded controls that live in the UNet into `pipe.unet` for sampling.
         release: `(pipe)`: takes them out again (a no-op when there are none).
         call_kwargs: for reference-guided methods, `(pipeline, controls, images, scales, guidance_scale) ->

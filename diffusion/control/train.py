@@ -1,6 +1,7 @@
 """`train_control`: train a ControlNet, T2I-Adapter or IP-Adapter against a frozen pipeline.
 
-Everything frozen is computed once: VAE latents of the images and their mirror images, caption embeddings,
+Everything frozen is computed once: VAE latents of the images and their mirror images, caption conditioning
+(through every text encoder of the architecture: SDXL's two, with the pooled embedding),
 condition tensors and (IP-Adapter) image embeddings. The loop is `studio.engine.train`, so checkpoints,
 exact resume, callbacks and mixed precision come from there.
 """
@@ -14,17 +15,18 @@ from typing import Any
 
 import numpy as np
 import torch
-from diffusers import StableDiffusionPipeline
+from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 from PIL import Image
 from torch import nn
 from torch.utils.data import Dataset
 
 from studio.engine import Callback, check_count, main_process, train
 
+from ..architecture import Conditioning, architecture_of
 from ..artifacts import artifact_metadata, base_model_of, write_artifact_info
 from ..denoise import cubic_timesteps, denoising_loss, training_scheduler
 from ..images import images_to_tensor, pipeline_resolution
-from ..latents import LatentCache, PromptCache, encode_latents
+from ..latents import LatentCache, encode_latents
 from ..memory import MemoryOptions, memory_savings
 from ..previews import PreviewCallback
 from ..unload import frozen
@@ -55,23 +57,34 @@ class ControlledUNet(nn.Module):
         self,
         noisy: torch.Tensor,
         timesteps: torch.Tensor,
-        text: torch.Tensor,
+        text: dict[str, Any],
         condition: torch.Tensor | None = None,
         image_embeds: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The UNet's prediction with the control applied (by the method's `ControlSpec.residuals`)."""
+        """The UNet's prediction with the control applied (by the method's `ControlSpec.residuals`).
+
+        Args:
+            noisy: noisy latents `[B, C, h, w]`.
+            timesteps: `[B]` timesteps.
+            text: the UNet's text keyword arguments (`Architecture.unet_kwargs`: the hidden states, and on
+                SDXL the pooled embedding and size ids in `added_cond_kwargs`).
+            condition: condition images `[B, C, H, W]` in [0, 1], for condition-guided controls.
+            image_embeds: reference image embeddings `[B, E]`, for reference-guided controls.
+        """
         kwargs = self.residuals(self.control, noisy, timesteps, text, condition, image_embeds)
-        return self.unet(noisy, timesteps, encoder_hidden_states=text, **kwargs).sample
+        return self.unet(noisy, timesteps, **{**text, **kwargs}).sample
 
 
 class ControlSamples(Dataset):
-    """Training samples from the caches: a fresh latent draw, its caption embedding, condition, image embedding.
+    """Training samples from the caches: a fresh latent draw, its caption's conditioning, condition, image
+    embedding.
 
     Entry `i >= n_images` is the mirror image of entry `i - n_images`; its condition is mirrored alike.
 
     Args:
         latents: the latent cache (with flips or not).
-        text: caption embeddings `[n_images, L, D]`.
+        text: the conditioning of each distinct caption.
+        captions: the caption (row of `text`) of each image, `[n_images]`.
         conditions: condition images `[n_images, C, H, W]` in [0, 1], or None.
         image_embeds: image embeddings `[len(latents), E]` (flips included), or None.
     """
@@ -79,18 +92,23 @@ class ControlSamples(Dataset):
     def __init__(
         self,
         latents: LatentCache,
-        text: torch.Tensor,
+        text: Conditioning,
+        captions: torch.Tensor,
         conditions: torch.Tensor | None,
         image_embeds: torch.Tensor | None,
     ) -> None:
-        self.latents, self.text, self.conditions, self.image_embeds = latents, text, conditions, image_embeds
+        self.latents, self.text, self.captions = latents, text, captions
+        self.conditions, self.image_embeds = conditions, image_embeds
 
     def __len__(self) -> int:
         return len(self.latents)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         source = self.latents.source_index(index)
-        item = {"latents": self.latents.sample(index), "text": self.text[source]}
+        caption = int(self.captions[source])
+        item = {"latents": self.latents.sample(index), "text": self.text.hidden[caption]}
+        if self.text.pooled is not None:
+            item["pooled"] = self.text.pooled[caption]
         if self.conditions is not None:
             condition = self.conditions[source]
             item["condition"] = condition.flip(-1) if index >= self.latents.n_images else condition
@@ -105,7 +123,7 @@ def _condition_tensor(images: list) -> torch.Tensor:
 
 
 def train_control(
-    pipe: StableDiffusionPipeline,
+    pipe: StableDiffusionPipeline | StableDiffusionXLPipeline,
     dataset_dir: str | os.PathLike,
     method: str = "controlnet",
     condition: str | None = None,
@@ -132,7 +150,9 @@ def train_control(
     """Train a control method on a folder of images and save it in its stock diffusers format.
 
     Args:
-        pipe: the base pipeline (`diffusion.load_pipeline`); it is left unchanged.
+        pipe: the base pipeline (`diffusion.load_pipeline`: SD 1.x/2.x or SDXL); it is left unchanged. On SDXL
+            the UNet (and a ControlNet) also take the pooled caption embedding and the size ids of the training
+            resolution, as diffusers' SDXL trainers pass them.
         dataset_dir: images with captions and, for ControlNet/T2I-Adapter, condition images or `condition=`
             (layout: `diffusion.control.dataset`).
         method: a registered control method: `"controlnet"`, `"t2i_adapter"` or `"ip_adapter"`.
@@ -180,36 +200,37 @@ def train_control(
         dataset_dir, size, condition, condition_params, need_condition=not spec.reference
     )
     output_dir = Path(output_dir)
-    unet = pipe.unet
+    unet, arch = pipe.unet, architecture_of(pipe)
+    encoders = arch.encoders(pipe)
 
-    with frozen(pipe.unet, pipe.vae, pipe.text_encoder):
+    with frozen(pipe.unet, pipe.vae, *encoders):
         images = [e.image for e in examples]
         latents = encode_latents(pipe.vae, images_to_tensor(images), flip=flip)
-        prompts = PromptCache(pipe.tokenizer, pipe.text_encoder)
-        text = prompts([e.caption for e in examples]).cpu()
+        # Each distinct caption is encoded once; the last row is the empty caption (dropped conditioning).
+        distinct = list(dict.fromkeys([e.caption for e in examples] + [""]))
+        text = arch.encode_frozen(pipe, distinct)
+        captions = torch.tensor([distinct.index(e.caption) for e in examples])
+        empty = text.select(torch.tensor([distinct.index("")]))
         conditions = None if spec.reference else _condition_tensor([e.condition for e in examples])
         torch.manual_seed(seed)  # the control's random initialisation
         control = spec.build(pipe, config, ControlSetup(images, flip, image_encoder))
         try:
             model = ControlledUNet(unet, spec.residuals, control.module)
-            data = ControlSamples(latents, text, conditions, control.image_embeds)
+            data = ControlSamples(latents, text, captions, conditions, control.image_embeds)
             scheduler = training_scheduler(pipe)
-            empty = prompts([""]).cpu()
             sampler = cubic_timesteps if getattr(config, "early_timesteps", False) else None
 
             def loss_fn(wrapped: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-                text_batch, embeds_batch = batch["text"], batch.get("image_embeds")
+                cond, embeds = Conditioning(batch["text"], batch.get("pooled")), batch.get("image_embeds")
                 if spec.drop is not None:
-                    text_batch, embeds_batch = spec.drop(
-                        text_batch, embeds_batch, empty.to(text_batch.device), config
-                    )
+                    cond, embeds = spec.drop(cond, embeds, empty.to(cond.hidden.device), config)
+                text_kwargs = arch.unet_kwargs(cond, size, size)
 
                 def predict(noisy: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-                    return wrapped(noisy, t, text_batch, batch.get("condition"), embeds_batch)
+                    return wrapped(noisy, t, text_kwargs, batch.get("condition"), embeds)
 
                 return denoising_loss(predict, batch["latents"], scheduler, timestep_sampler=sampler)
 
-            encoders = [pipe.text_encoder, getattr(pipe, "text_encoder_2", None)]
             savings = memory_savings(
                 memory,
                 mixed_precision,

@@ -1,12 +1,17 @@
 """ControlNet: a trainable copy of the UNet encoder joined to the frozen UNet by zero-initialised convs.
 
 Trained by `diffusion.train_control(..., method="controlnet")`; sampled in diffusers'
-`StableDiffusionControlNetPipeline`; saved as a stock `ControlNetModel` folder.
+`StableDiffusionControlNetPipeline` (`StableDiffusionXLControlNetPipeline` on an SDXL base); saved as a stock `ControlNetModel` folder.
 """
 
 from functools import partial
 
-from diffusers import ControlNetModel, MultiControlNetModel, StableDiffusionControlNetPipeline
+from diffusers import (
+    ControlNetModel,
+    MultiControlNetModel,
+    StableDiffusionControlNetPipeline,
+    StableDiffusionXLControlNetPipeline,
+)
 
 from studio.core import register_method
 
@@ -30,7 +35,11 @@ register_method(
         build=model.build,
         residuals=controlnet_residuals,
         scale_key="controlnet_conditioning_scale",
-        pipeline=ControlPipeline(StableDiffusionControlNetPipeline, "controlnet", MultiControlNetModel),
+        pipeline=ControlPipeline(
+            {"sd": StableDiffusionControlNetPipeline, "sdxl": StableDiffusionXLControlNetPipeline},
+            "controlnet",
+            MultiControlNetModel,
+        ),
     ),
 )
 

@@ -1,12 +1,14 @@
 """ControlNet: a trainable copy of the UNet encoder joined to the frozen UNet by zero-initialised convs.
 
-Built with diffusers' own `ControlNetModel.from_unet`, so the zero convolutions make the controlled UNet equal
-the base UNet at step 0, and the artifact is a stock `save_pretrained` folder.
+Built with diffusers' own `ControlNetModel.from_unet` (SD 1.x/2.x or SDXL UNet: on SDXL it copies the
+pooled-text and size-id embedding too), so the zero convolutions make the controlled UNet equal the base UNet at
+step 0, and the artifact is a stock `save_pretrained` folder.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from diffusers import ControlNetModel, StableDiffusionPipeline, UNet2DConditionModel
@@ -70,7 +72,7 @@ def controlnet_residuals(
     controlnet: ControlNetModel,
     noisy: torch.Tensor,
     timesteps: torch.Tensor,
-    text: torch.Tensor,
+    text: dict[str, Any],
     condition: torch.Tensor,
     image_embeds: torch.Tensor | None = None,
     scale: float = 1.0,
@@ -81,7 +83,8 @@ def controlnet_residuals(
         controlnet: the ControlNet.
         noisy: noisy latents `[B, C, h, w]`.
         timesteps: `[B]` timesteps.
-        text: text embeddings `[B, L, D]`.
+        text: the UNet's text keyword arguments (`Architecture.unet_kwargs`), which the ControlNet takes
+            too: `encoder_hidden_states`, and on SDXL `added_cond_kwargs` (pooled embedding, size ids).
         condition: condition images `[B, 3, H, W]` in [0, 1] (what the stock pipeline feeds).
         image_embeds: unused (a ControlNet takes no reference image).
         scale: conditioning scale.
@@ -92,7 +95,7 @@ def controlnet_residuals(
     down, mid = controlnet(
         noisy,
         timesteps,
-        encoder_hidden_states=text,
+        **text,
         controlnet_cond=condition.to(noisy.dtype),
         conditioning_scale=scale,
         return_dict=False,

@@ -12,6 +12,7 @@ from diffusers import StableDiffusionPipeline
 from diffusers.loaders import IPAdapterMixin
 from PIL import Image
 
+from ..architecture import Conditioning
 from ..artifacts import ArtifactInfo, safetensors_metadata
 from ..control.image_encoder import load_image_encoder
 from ..control.spec import BuiltControl, ControlSetup, LoadedControl
@@ -45,41 +46,43 @@ def ip_residuals(
     module: None,
     noisy: torch.Tensor,
     timesteps: torch.Tensor,
-    text: torch.Tensor,
+    text: dict[str, Any],
     condition: torch.Tensor | None,
     image_embeds: torch.Tensor,
 ) -> dict[str, Any]:
     """The UNet keyword argument that feeds the installed adapter its image embeddings (its
-    `ControlSpec.residuals`); only `noisy`'s dtype and `image_embeds` `[B, E]` are used."""
-    return {"added_cond_kwargs": {"image_embeds": [image_embeds[:, None].to(noisy.dtype)]}}
+    `ControlSpec.residuals`): `image_embeds` `[B, E]` join the text's `added_cond_kwargs` (SDXL's pooled
+    embedding and size ids); only `noisy`'s dtype is used besides."""
+    added = {**text.get("added_cond_kwargs", {}), "image_embeds": [image_embeds[:, None].to(noisy.dtype)]}
+    return {"added_cond_kwargs": added}
 
 
 def drop_conditions(
-    text: torch.Tensor,
+    text: Conditioning,
     image_embeds: torch.Tensor,
-    empty_text: torch.Tensor,
+    empty_text: Conditioning,
     config: IPAdapterConfig,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[Conditioning, torch.Tensor]:
     """Randomly replace captions by the empty caption and image embeddings by zeros, per sample.
 
     Draws from the global torch RNG (replayed exactly on resume).
 
     Args:
-        text: text embeddings `[B, L, D]`.
+        text: the captions' conditioning (`[B, L, D]` hidden states, SDXL's pooled embedding `[B, D2]`).
         image_embeds: image embeddings `[B, E]`.
-        empty_text: the empty caption's embedding `[1, L, D]`.
+        empty_text: the empty caption's conditioning (one row).
         config: the drop probabilities.
 
     Returns:
         The (possibly) dropped `(text, image_embeds)`.
     """
-    u = torch.rand(text.shape[0], device=text.device)
+    u = torch.rand(image_embeds.shape[0], device=image_embeds.device)
     no_text = u < config.drop_text
     no_image = (u >= config.drop_text) & (u < config.drop_text + config.drop_image)
     both = (u >= config.drop_text + config.drop_image) & (
         u < config.drop_text + config.drop_image + config.drop_both
     )
-    text = torch.where((no_text | both)[:, None, None], empty_text.to(text), text)
+    text = text.where(no_text | both, empty_text)
     image_embeds = torch.where((no_image | both)[:, None], torch.zeros_like(image_embeds), image_embeds)
     return text, image_embeds
 

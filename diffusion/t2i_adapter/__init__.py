@@ -1,12 +1,17 @@
 """T2I-Adapter: a small conv network whose multi-scale features are added to the frozen UNet's encoder.
 
 Trained by `diffusion.train_control(..., method="t2i_adapter")`; sampled in diffusers'
-`StableDiffusionAdapterPipeline`; saved as a stock `T2IAdapter` folder.
+`StableDiffusionAdapterPipeline` (`StableDiffusionXLAdapterPipeline` on an SDXL base); saved as a stock `T2IAdapter` folder.
 """
 
 from functools import partial
 
-from diffusers import MultiAdapter, StableDiffusionAdapterPipeline, T2IAdapter
+from diffusers import (
+    MultiAdapter,
+    StableDiffusionAdapterPipeline,
+    StableDiffusionXLAdapterPipeline,
+    T2IAdapter,
+)
 
 from studio.core import register_method
 
@@ -30,7 +35,11 @@ register_method(
         build=model.build,
         residuals=adapter_residuals,
         scale_key="adapter_conditioning_scale",
-        pipeline=ControlPipeline(StableDiffusionAdapterPipeline, "adapter", MultiAdapter),
+        pipeline=ControlPipeline(
+            {"sd": StableDiffusionAdapterPipeline, "sdxl": StableDiffusionXLAdapterPipeline},
+            "adapter",
+            MultiAdapter,
+        ),
     ),
 )
 

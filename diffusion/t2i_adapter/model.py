@@ -7,6 +7,8 @@ stock `save_pretrained` folder.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from diffusers import StableDiffusionPipeline, T2IAdapter, UNet2DConditionModel
 
@@ -97,7 +99,7 @@ def adapter_residuals(
     adapter: T2IAdapter,
     noisy: torch.Tensor,
     timesteps: torch.Tensor,
-    text: torch.Tensor,
+    text: dict[str, Any],
     condition: torch.Tensor,
     image_embeds: torch.Tensor | None = None,
     scale: float = 1.0,

@@ -33,7 +33,7 @@ def test_controlnet_at_init_gives_exactly_the_base_unet_output(tiny_pipe):
     noisy, t, text, condition = _inputs(tiny_pipe)
     base = tiny_pipe.unet(noisy, t, encoder_hidden_states=text).sample
     controlnet = build_controlnet(tiny_pipe.unet, ControlNetConfig(), tiny_pipe.vae_scale_factor)
-    residuals = controlnet_residuals(controlnet, noisy, t, text, condition)
+    residuals = controlnet_residuals(controlnet, noisy, t, {"encoder_hidden_states": text}, condition)
     assert all(r.abs().sum() == 0 for r in residuals["down_block_additional_residuals"])
     controlled = tiny_pipe.unet(noisy, t, encoder_hidden_states=text, **residuals).sample
     assert torch.equal(controlled, base)
@@ -59,13 +59,13 @@ def test_t2i_adapter_features_fit_the_unet_and_change_its_output(tiny_pipe):
     with torch.no_grad():
         base = tiny_pipe.unet(noisy, t, encoder_hidden_states=text).sample
         out = tiny_pipe.unet(
-            noisy, t, encoder_hidden_states=text, **adapter_residuals(adapter, noisy, t, text, condition)
+            noisy, t, encoder_hidden_states=text, **adapter_residuals(adapter, noisy, t, {}, condition)
         ).sample
         off = tiny_pipe.unet(
             noisy,
             t,
             encoder_hidden_states=text,
-            **adapter_residuals(adapter, noisy, t, text, condition, scale=0.0),
+            **adapter_residuals(adapter, noisy, t, {}, condition, scale=0.0),
         ).sample
     assert not torch.allclose(out, base)
     assert torch.equal(off, base)
