@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from diffusers import UNet2DConditionModel  # noqa: E402
 
 import diffusion  # noqa: E402
-from diffusion.latents import text_embeddings  # noqa: E402
+from diffusion.architecture import SD  # noqa: E402
 from diffusion.svdiff.layer import NORM_TYPES  # noqa: E402
 from diffusion.textual_inversion import TextualInversionConfig  # noqa: E402
 from diffusion.unload import remove_adapter, requires_grad_flags  # noqa: E402
@@ -133,7 +133,7 @@ def unet_step_times(pipe, methods: list[str], steps: int, rounds: int, batch: in
 
 def full_table_step(text_encoder, ids, new_ids, optimizer, original, unet_loss):
     """The diffusers example: gradient for the whole table, AdamW over it, then restore every other row."""
-    loss = unet_loss(text_embeddings(text_encoder, ids))
+    loss = unet_loss(SD.encode([text_encoder], [ids]).hidden)
     loss.backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
@@ -144,7 +144,7 @@ def full_table_step(text_encoder, ids, new_ids, optimizer, original, unet_loss):
 
 
 def ours_step(text_encoder, ids, optimizer, unet_loss):
-    loss = unet_loss(text_embeddings(text_encoder, ids))
+    loss = unet_loss(SD.encode([text_encoder], [ids]).hidden)
     loss.backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)

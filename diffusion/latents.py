@@ -1,4 +1,5 @@
-"""Computed-once training inputs: VAE latents of the training images (with flips) and prompt embeddings.
+"""Computed-once training inputs: VAE latents of the training images (with flips); prompt token ids (their
+conditioning is `diffusion.architecture`'s, for every method and architecture).
 
 Encoding images with the VAE costs more than a UNet step on small models and never changes while the VAE is
 frozen, so it is done once before training. The latent *distribution* (mean and std) is kept, not one sample,
@@ -102,46 +103,3 @@ def tokenize(tokenizer, prompts: Sequence[str]) -> torch.Tensor:
         truncation=True,
         return_tensors="pt",
     ).input_ids
-
-
-def text_embeddings(text_encoder: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
-    """The text encoder's last hidden states for `input_ids` (what SD 1.x/2.x cross-attend to).
-
-    Args:
-        text_encoder: a `CLIPTextModel`.
-        input_ids: token ids `[B, L]`.
-
-    Returns:
-        `[B, L, D]` hidden states; differentiable with respect to trainable text-encoder parameters.
-    """
-    return text_encoder(input_ids.to(text_encoder.device))[0]
-
-
-class PromptCache:
-    """Prompt embeddings of a frozen text encoder, computed once per distinct prompt.
-
-    Args:
-        tokenizer: the pipeline's tokenizer.
-        text_encoder: the pipeline's text encoder; it must stay frozen while the cache is used.
-    """
-
-    def __init__(self, tokenizer, text_encoder: nn.Module) -> None:
-        self.tokenizer = tokenizer
-        self.text_encoder = text_encoder
-        self._cache: dict[str, torch.Tensor] = {}
-
-    @torch.no_grad()
-    def __call__(self, prompts: Sequence[str]) -> torch.Tensor:
-        """Embeddings of `prompts`, stacked.
-
-        Args:
-            prompts: the prompts (repeats are encoded once).
-
-        Returns:
-            `[len(prompts), L, D]` on the text encoder's device, in its dtype.
-        """
-        missing = [p for p in dict.fromkeys(prompts) if p not in self._cache]
-        if missing:
-            encoded = text_embeddings(self.text_encoder, tokenize(self.tokenizer, missing))
-            self._cache.update(zip(missing, encoded, strict=True))
-        return torch.stack([self._cache[p] for p in prompts])

@@ -10,7 +10,8 @@ from diffusers import StableDiffusionPipeline
 from safetensors.torch import load_file
 
 import diffusion
-from diffusion.latents import text_embeddings, tokenize
+from diffusion.architecture import SD
+from diffusion.latents import tokenize
 from diffusion.textual_inversion import TextualInversionConfig, add_concept, concept_layer
 from diffusion.unload import remove_adapter, requires_grad_flags
 from tests.diffusion.tiny import concept_images, sample
@@ -43,7 +44,7 @@ def test_only_the_new_rows_receive_gradients(pipe):
         assert torch.equal(
             layer.new_embeddings[0], table[tokenizer("red", add_special_tokens=False).input_ids[0]]
         )
-        out = text_embeddings(pipe.text_encoder, tokenize(tokenizer, ["a <g> circle"]))
+        out = SD.encode([pipe.text_encoder], [tokenize(tokenizer, ["a <g> circle"])]).hidden
         out.square().sum().backward()
         trainable = [n for n, p in pipe.text_encoder.named_parameters() if p.requires_grad]
         assert len(trainable) == 1 and trainable[0].endswith("token_embedding.new_embeddings")
