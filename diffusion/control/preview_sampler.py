@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from diffusers import StableDiffusionPipeline
+from diffusers import DiffusionPipeline
 from PIL import Image
 
 from .dataset import ControlExample
@@ -18,7 +18,7 @@ from .spec import BuiltControl, LoadedControl
 
 
 def control_sampler(
-    pipe: StableDiffusionPipeline,
+    pipe: DiffusionPipeline,
     method: str,
     control: BuiltControl,
     example: ControlExample,

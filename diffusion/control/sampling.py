@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+from diffusers import DiffusionPipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
 from PIL import Image
 
 from ..artifacts import ArtifactInfo, check_artifact, read_artifact
@@ -76,14 +76,14 @@ def _one_kind(controls: list[LoadedControl]) -> None:
 
 
 def build_call(
-    pipe: StableDiffusionPipeline,
+    pipe: DiffusionPipeline,
     controls: Sequence[LoadedControl],
     control_image: Any = None,
     ip_image: Any = None,
     *,
     extract: bool = True,
     **kw: Any,
-) -> tuple[StableDiffusionPipeline, dict[str, Any]]:
+) -> tuple[DiffusionPipeline, dict[str, Any]]:
     """The pipeline to call and its extra arguments for loaded controls (see `prepare`).
 
     Controls that live in the UNet must already be installed there (`prepare` installs them; training
@@ -126,12 +126,12 @@ def _scales(controls: list[LoadedControl], kw: dict[str, Any]) -> list[float]:
 
 
 def _condition_call(
-    pipe: StableDiffusionPipeline,
+    pipe: DiffusionPipeline,
     controls: list[LoadedControl],
     control_image: Any,
     extract: bool,
     kw: dict[str, Any],
-) -> tuple[StableDiffusionPipeline, dict[str, Any]]:
+) -> tuple[DiffusionPipeline, dict[str, Any]]:
     """The method's stock pipeline on `pipe`'s components and its call arguments, for condition-guided controls
     of one method."""
     if control_image is None:
@@ -148,7 +148,7 @@ def _condition_call(
 
 
 def _reference_call(
-    target: StableDiffusionPipeline, controls: list[LoadedControl], ip_image: Any, kw: dict[str, Any]
+    target: DiffusionPipeline, controls: list[LoadedControl], ip_image: Any, kw: dict[str, Any]
 ) -> dict[str, Any]:
     """The call arguments for reference-guided controls of one method (`ControlSpec.call_kwargs`)."""
     if ip_image is None:
@@ -161,7 +161,7 @@ def _reference_call(
     return controls[0].spec.call_kwargs(target, controls, pictures, _scales(controls, kw), guidance)
 
 
-def _rebuild(cls: type, pipe: StableDiffusionPipeline, **modules: Any) -> StableDiffusionPipeline:
+def _rebuild(cls: type, pipe: DiffusionPipeline, **modules: Any) -> DiffusionPipeline:
     """A `cls` pipeline on `pipe`'s own components (shared, not copied) plus `modules`, with `pipe`'s settings
     (e.g. SDXL's `force_zeros_for_empty_prompt`)."""
     accepted = inspect.signature(cls.__init__).parameters
@@ -184,13 +184,13 @@ class PreparedCall:
         cleanup: undoes what `prepare` changed in the shared UNet (IP-Adapters); call it after sampling.
     """
 
-    pipeline: StableDiffusionPipeline
+    pipeline: DiffusionPipeline
     call_kwargs: dict[str, Any]
     cleanup: Callable[[], None]
 
 
 def prepare(
-    pipe: StableDiffusionPipeline,
+    pipe: DiffusionPipeline,
     control_adapters: Sequence[Any],
     control_image: Any = None,
     ip_image: Any = None,
@@ -253,7 +253,7 @@ def prepare(
     return PreparedCall(target, {**passthrough, **extra}, cleanup)
 
 
-def release(pipe: StableDiffusionPipeline) -> None:
+def release(pipe: DiffusionPipeline) -> None:
     """Take out of `pipe.unet` the controls that `prepare` installed there (a no-op when there are none).
 
     Args:

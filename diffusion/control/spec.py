@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers import StableDiffusionPipeline
+from diffusers import DiffusionPipeline
 from PIL import Image
 from torch import nn
 
@@ -156,13 +156,13 @@ class ControlSpec(ArtifactSpec):
 
     summary: str
     reference: bool = False
-    build: Callable[[StableDiffusionPipeline, Any, ControlSetup], BuiltControl]
+    build: Callable[[DiffusionPipeline, Any, ControlSetup], BuiltControl]
     residuals: Callable[..., dict[str, Any]]
     scale_key: str
     drop: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None = None
     pipeline: ControlPipeline | None = None
-    install: Callable[[StableDiffusionPipeline, list[Any]], None] | None = None
-    release: Callable[[StableDiffusionPipeline], None] | None = None
+    install: Callable[[DiffusionPipeline, list[Any]], None] | None = None
+    release: Callable[[DiffusionPipeline], None] | None = None
     call_kwargs: Callable[..., dict[str, Any]] | None = None
 
 
@@ -212,7 +212,7 @@ def load_control(info: ArtifactInfo, device: torch.device, dtype: torch.dtype) -
 
 
 def save_pretrained(
-    pipe: StableDiffusionPipeline, control: BuiltControl, folder: Path, record: dict[str, Any]
+    pipe: DiffusionPipeline, control: BuiltControl, folder: Path, record: dict[str, Any]
 ) -> None:
     """Write a trained control network as a stock `save_pretrained` folder (config.json +
     diffusion_pytorch_model.safetensors): the registered `save` of ControlNet and T2I-Adapter.

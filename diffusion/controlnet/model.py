@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 import torch
-from diffusers import ControlNetModel, StableDiffusionPipeline, UNet2DConditionModel
+from diffusers import ControlNetModel, DiffusionPipeline, UNet2DConditionModel
 
 from ..control.spec import BuiltControl, ControlSetup
 from .config import ControlNetConfig
@@ -103,6 +103,6 @@ def controlnet_residuals(
     return {"down_block_additional_residuals": down, "mid_block_additional_residual": mid}
 
 
-def build(pipe: StableDiffusionPipeline, config: ControlNetConfig, setup: ControlSetup) -> BuiltControl:
+def build(pipe: DiffusionPipeline, config: ControlNetConfig, setup: ControlSetup) -> BuiltControl:
     """A fresh ControlNet for `pipe` (its `ControlSpec.build`; `setup` is not needed)."""
     return BuiltControl(build_controlnet(pipe.unet, config, pipe.vae_scale_factor))

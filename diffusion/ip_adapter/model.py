@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers import StableDiffusionPipeline
+from diffusers import DiffusionPipeline
 from diffusers.loaders import IPAdapterMixin
 from PIL import Image
 
@@ -20,7 +20,7 @@ from .config import IPAdapterConfig
 from .weights import initial_state_dict, install, ip_parameters, read_ip_adapter, save_ip_adapter
 
 
-def build(pipe: StableDiffusionPipeline, config: IPAdapterConfig, setup: ControlSetup) -> BuiltControl:
+def build(pipe: DiffusionPipeline, config: IPAdapterConfig, setup: ControlSetup) -> BuiltControl:
     """A fresh IP-Adapter installed (trainable) in `pipe.unet`, with its image encoder and the training
     images' embeddings, mirror images included (its `ControlSpec.build`).
 
@@ -87,7 +87,7 @@ def drop_conditions(
     return text, image_embeds
 
 
-def save(pipe: StableDiffusionPipeline, control: BuiltControl, folder: Path, record: dict[str, Any]) -> None:
+def save(pipe: DiffusionPipeline, control: BuiltControl, folder: Path, record: dict[str, Any]) -> None:
     """Write the trained adapter as `folder/ip_adapter.safetensors`, with the artifact record in its header
     so the file alone describes itself (its registered `save`).
 
@@ -107,7 +107,7 @@ def load(info: ArtifactInfo, device: torch.device, dtype: torch.dtype) -> dict[s
 
 
 def call_kwargs(
-    target: StableDiffusionPipeline,
+    target: DiffusionPipeline,
     controls: list[LoadedControl],
     images: list[Image.Image],
     scales: list[float],

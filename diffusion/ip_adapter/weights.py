@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 import torch
-from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+from diffusers import DiffusionPipeline, StableDiffusionPipeline, UNet2DConditionModel
 from diffusers.models.embeddings import ImageProjection, MultiIPAdapterImageProjection
 from safetensors.torch import load_file
 
@@ -59,7 +59,7 @@ def initial_state_dict(
     return {"image_proj": image_proj, "ip_adapter": ip}
 
 
-def install(pipe: StableDiffusionPipeline, state_dicts: list[dict[str, dict[str, torch.Tensor]]]) -> None:
+def install(pipe: DiffusionPipeline, state_dicts: list[dict[str, dict[str, torch.Tensor]]]) -> None:
     """Load IP-Adapters into `pipe.unet` with the stock loader (replacing any loaded before).
 
     Args:
@@ -82,7 +82,7 @@ def install(pipe: StableDiffusionPipeline, state_dicts: list[dict[str, dict[str,
         loader_log.setLevel(level)
 
 
-def uninstall(pipe: StableDiffusionPipeline) -> None:
+def uninstall(pipe: DiffusionPipeline) -> None:
     """Remove loaded IP-Adapters from `pipe.unet` (a no-op when there are none).
 
     Args:
@@ -92,7 +92,7 @@ def uninstall(pipe: StableDiffusionPipeline) -> None:
         _shell(pipe).unload_ip_adapter()
 
 
-def _shell(pipe: StableDiffusionPipeline) -> StableDiffusionPipeline:
+def _shell(pipe: DiffusionPipeline) -> StableDiffusionPipeline:
     """A pipeline sharing `pipe`'s modules, so the stock loader changes the shared UNet and nothing else of
     `pipe` (it would register a feature extractor, and unloading would drop an image encoder)."""
     names = ("vae", "text_encoder", "tokenizer", "unet", "scheduler", "safety_checker", "feature_extractor")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from diffusers import StableDiffusionPipeline, T2IAdapter, UNet2DConditionModel
+from diffusers import DiffusionPipeline, T2IAdapter, UNet2DConditionModel
 
 from ..control.spec import BuiltControl, ControlSetup
 from .config import T2IAdapterConfig
@@ -122,6 +122,6 @@ def adapter_residuals(
     return {"down_intrablock_additional_residuals": [f * scale for f in features]}
 
 
-def build(pipe: StableDiffusionPipeline, config: T2IAdapterConfig, setup: ControlSetup) -> BuiltControl:
+def build(pipe: DiffusionPipeline, config: T2IAdapterConfig, setup: ControlSetup) -> BuiltControl:
     """A fresh T2I-Adapter for `pipe`, taking RGB conditions (its `ControlSpec.build`; `setup` is not needed)."""
     return BuiltControl(build_t2i_adapter(pipe.unet, config, pipe.vae_scale_factor, in_channels=3))
