@@ -20,9 +20,9 @@ the full-size models cost no memory and no compute. The terms of a step:
   recomputes one block at a time in backward; that block's activations come on top on a GPU and are not in
   this count.
 
-The trainers do not take an SDXL pipeline yet; its rows build the pieces directly (UNet with its micro-
-conditioning, both text encoders, ControlNet `from_unet`, T2I-Adapter `full_adapter_xl`) and call them as the
-SDXL training examples of diffusers do.
+Both architectures' rows build the pieces directly (SDXL: UNet with its micro-conditioning, both text encoders,
+ControlNet `from_unet`, T2I-Adapter `full_adapter_xl`, IP-Adapter projecting to 2048 channels) and call them as
+the trainers (and diffusers' SDXL training examples) do.
 """
 
 from __future__ import annotations
@@ -171,8 +171,6 @@ def _install(models: Models, method: str) -> tuple[nn.Module | None, bool]:
             ("full_adapter_xl", [320, 640, 1280]) if xl else ("full_adapter", [320, 640, 1280, 1280])
         )
         return T2IAdapter(3, channels, 2, 16 if xl else 8, adapter_type), False
-    if models.name == "SDXL":
-        raise NotImplementedError("IP-Adapter on SDXL needs the trainers' SDXL support")
     components = {"unet": models.unet, "vae": models.vae, "text_encoder": models.encoders[0]}
     pipe = type("Pipe", (), {"unet": models.unet, "components": components})()
     ip_adapter.install(pipe, [ip_adapter.initial_state_dict(models.unet, 1024)])
@@ -201,7 +199,7 @@ def forward(models: Models, method: str, control: nn.Module | None, live_text: b
             extra["down_intrablock_additional_residuals"] = control(condition)
         elif method == "ip_adapter":
             embeds = torch.zeros(1, 1, 1024, device="meta", dtype=dtype)
-            extra["added_cond_kwargs"] = {"image_embeds": [embeds]}
+            extra["added_cond_kwargs"] = {**kwargs.get("added_cond_kwargs", {}), "image_embeds": [embeds]}
         return models.unet(noisy, t, encoder_hidden_states=text, **extra).sample.float().square().mean()
 
     return loss
@@ -267,11 +265,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for arch in args.arch:
         for method in methods:
-            try:
-                off, on = measure(arch, method, False), measure(arch, method, True)
-            except NotImplementedError as reason:
-                print(f"| {arch} | {method} | – | – | – | – | – | – | {reason} |")
-                continue
+            off, on = measure(arch, method, False), measure(arch, method, True)
             target = TARGETS.get((arch, method))
             verdict = "–" if target is None else f"≤ {target} {'✓' if on.total <= target * GIB else '✗'}"
             print(f"| {arch} | {method} | {gib(off.total)} | {gib(on.weights)} | {gib(on.gradients)} | "
