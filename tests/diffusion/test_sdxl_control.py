@@ -52,7 +52,9 @@ class Checkpointing(Callback):
 def _train(pipe, pairs, method, out):
     seen = Checkpointing(pipe.unet)
     art = diffusion.train_control(pipe, pairs, method=method, steps=1, batch_size=2, output_dir=out, memory="12",
-                                  config={"lr": 1e-2}, callbacks=[seen], progress=False)  # fmt: skip
+                                  config={"lr": 1e-2}, callbacks=[seen], preview_every=1, preview_steps=1,
+                                  progress=False)  # fmt: skip
+    assert Image.open(out / "previews" / "step-000001.png").size[1] == 16  # sampled on SDXL while training
     return art, seen.seen
 
 
