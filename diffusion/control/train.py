@@ -206,11 +206,11 @@ def train_control(
     with frozen(pipe.unet, pipe.vae, *encoders):
         images = [e.image for e in examples]
         latents = encode_latents(pipe.vae, images_to_tensor(images), flip=flip)
-        # Each distinct caption is encoded once; the last row is the empty caption (dropped conditioning).
-        distinct = list(dict.fromkeys([e.caption for e in examples] + [""]))
-        text = arch.encode_frozen(pipe, distinct)
-        captions = torch.tensor([distinct.index(e.caption) for e in examples])
-        empty = text.select(torch.tensor([distinct.index("")]))
+        # Each distinct caption is encoded once, the empty one (for dropped conditioning) among them.
+        row = {caption: i for i, caption in enumerate(dict.fromkeys([e.caption for e in examples] + [""]))}
+        text = arch.encode_frozen(pipe, list(row))
+        captions = torch.tensor([row[e.caption] for e in examples])
+        empty = text.select(torch.tensor([row[""]]))
         conditions = None if spec.reference else _condition_tensor([e.condition for e in examples])
         torch.manual_seed(seed)  # the control's random initialisation
         control = spec.build(pipe, config, ControlSetup(images, flip, image_encoder))

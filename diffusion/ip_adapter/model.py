@@ -38,6 +38,7 @@ def build(pipe: DiffusionPipeline, config: IPAdapterConfig, setup: ControlSetup)
     embeds = encoder(images + mirrored).cpu()  # one per latent-cache entry, mirror images included
     install(pipe, [initial_state_dict(pipe.unet, encoder.embed_dim)])
     for p in ip_parameters(pipe.unet):
+        p.data = p.data.float()  # trained in fp32 like every control, whatever the UNet's dtype
         p.requires_grad_(True)
     return BuiltControl(None, image_encoder=encoder, image_embeds=embeds)
 

@@ -21,6 +21,8 @@ from PIL import Image
 from safetensors.torch import load_file
 
 import diffusion
+from diffusion.architecture import Conditioning
+from diffusion.ip_adapter import IPAdapterConfig, drop_conditions
 from studio.core import resolve_asset
 from studio.engine import Callback
 from studio.world import Scene
@@ -134,3 +136,20 @@ def test_the_studio_command_trains_and_samples_a_control_on_an_sdxl_folder(tiny_
     assert sampled.returncode == 0, sampled.stderr
     (image,) = out.glob("*.png")
     assert Image.open(image).size == (16, 16)
+
+
+@pytest.mark.parametrize(("drop", "text_dropped", "image_dropped"), [
+    ({"drop_text": 1.0, "drop_image": 0.0, "drop_both": 0.0}, True, False),
+    ({"drop_text": 0.0, "drop_image": 1.0, "drop_both": 0.0}, False, True),
+    ({"drop_text": 0.0, "drop_image": 0.0, "drop_both": 1.0}, True, True),
+    ({"drop_text": 0.0, "drop_image": 0.0, "drop_both": 0.0}, False, False),
+])  # fmt: skip
+def test_ip_adapter_drops_sdxls_pooled_embedding_with_the_caption(drop, text_dropped, image_dropped):
+    text = Conditioning(torch.randn(3, 5, 64), torch.randn(3, 32))
+    empty = Conditioning(torch.randn(1, 5, 64), torch.randn(1, 32))
+    embeds = torch.randn(3, 8)
+    got, got_embeds = drop_conditions(text, embeds, empty, IPAdapterConfig(**drop))
+    want = empty if text_dropped else text
+    assert torch.equal(got.hidden, want.hidden.expand(3, -1, -1))
+    assert torch.equal(got.pooled, want.pooled.expand(3, -1))
+    assert torch.equal(got_embeds, torch.zeros_like(embeds) if image_dropped else embeds)
