@@ -2,8 +2,8 @@
 
 Condition-guided controls (ControlNet, T2I-Adapter) run in their method's stock pipeline for the base's
 architecture (`StableDiffusionControlNetPipeline` on SD 1.x/2.x, `StableDiffusionXLControlNetPipeline` on SDXL;
-several of one method joined by its multi wrapper), built from the base pipeline's own components, so Textual Inversion
-tokens and SVDiff shifts loaded into it stay in effect. Controls that live in the UNet (IP-Adapter) are
+several of one method joined by its multi wrapper), built from the base pipeline's own components, so Textual
+Inversion tokens and SVDiff shifts loaded into it stay in effect. Controls that live in the UNet (IP-Adapter) are
 installed into the shared UNet by their method and fed the embeddings of their reference images from the
 shared image encoder. A raw photo given as control image goes through the extractor recorded in the artifact.
 What differs between methods comes from each method's `ControlSpec`.

@@ -146,7 +146,8 @@ class ControlSpec(ArtifactSpec):
         scale_key: the sampling call's argument that overrides the control's strength (e.g.
             `"controlnet_conditioning_scale"`).
         drop: `(text, image_embeds, empty_text, config) -> (text, image_embeds)`, randomly dropping the
-            training inputs per sample (`text`, `empty_text`: `Conditioning`s) (so guidance has an unconditional prediction); None: nothing dropped.
+            training inputs per sample (`text`, `empty_text`: `Conditioning`s), so guidance has an unconditional
+            prediction; None: nothing dropped.
         pipeline: for condition-guided methods, the stock pipelines they sample in.
         install: `(pipe, modules)`: puts loaded controls that live in the UNet into `pipe.unet` for sampling.
         release: `(pipe)`: takes them out again (a no-op when there are none).

@@ -1,7 +1,8 @@
 """ControlNet: a trainable copy of the UNet encoder joined to the frozen UNet by zero-initialised convs.
 
 Trained by `diffusion.train_control(..., method="controlnet")`; sampled in diffusers'
-`StableDiffusionControlNetPipeline` (`StableDiffusionXLControlNetPipeline` on an SDXL base); saved as a stock `ControlNetModel` folder.
+`StableDiffusionControlNetPipeline` (`StableDiffusionXLControlNetPipeline` on an SDXL base); saved as a stock
+`ControlNetModel` folder.
 """
 
 from functools import partial

@@ -1,7 +1,8 @@
 """T2I-Adapter: a small conv network whose multi-scale features are added to the frozen UNet's encoder.
 
 Trained by `diffusion.train_control(..., method="t2i_adapter")`; sampled in diffusers'
-`StableDiffusionAdapterPipeline` (`StableDiffusionXLAdapterPipeline` on an SDXL base); saved as a stock `T2IAdapter` folder.
+`StableDiffusionAdapterPipeline` (`StableDiffusionXLAdapterPipeline` on an SDXL base); saved as a stock
+`T2IAdapter` folder.
 """
 
 from functools import partial

@@ -129,7 +129,8 @@ def test_the_studio_command_trains_and_samples_a_control_on_an_sdxl_folder(tiny_
 
     art, out = tmp_path / "art", tmp_path / "out"
     trained = studio("train-control", "--model", str(tiny_sdxl_dir), "--data", str(pairs), "--method", "t2i_adapter",
-                     "--condition", "canny", "--steps", "1", "--batch-size", "2", "--gpu-memory", "12", "--out", str(art))  # fmt: skip
+                     "--condition", "canny", "--steps", "1", "--batch-size", "2", "--gpu-memory", "12",
+                     "--out", str(art))  # fmt: skip
     assert trained.returncode == 0, trained.stderr
     sampled = studio("generate", "--model", str(tiny_sdxl_dir), "--prompt", PROMPT, "--adapter", str(art),
                      "--control-image", str(pairs / "000.png"), "--steps", "2", "--out", str(out))  # fmt: skip
