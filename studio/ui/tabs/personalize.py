@@ -103,7 +103,7 @@ def build(studio, timer: gr.Timer) -> None:
     )
     upload_gallery(files, "personalize-uploads")
     with gr.Row():
-        model = base_model_box()
+        model = base_model_box("personalize")
         method = gr.Radio(
             list(configs),
             value=DEFAULT_METHOD,
