@@ -113,7 +113,10 @@ def build(studio, timer: gr.Timer) -> None:
         )
     with gr.Row():
         token = gr.Textbox(
-            "<my-concept>", label="token", info="The new placeholder token used in prompts, e.g. '<my-cat>'."
+            "<my-concept>",
+            label="token",
+            info="The new placeholder token used in prompts, e.g. '<my-cat>'.",
+            elem_id="personalize-token",
         )
         class_word = gr.Textbox(
             "shape",
