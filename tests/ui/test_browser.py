@@ -101,36 +101,6 @@ def test_textual_inversion_then_generate_with_the_token(page, concept_files):
     served_images(page)  # everything else the page shows loads too
 
 
-def test_an_sdxl_model_in_the_workspace_trains_and_generates(page, concept_files, studio_folder):
-    log = studio_folder / "studio.log"
-    seen = len(log.read_text())
-    build_tiny_sdxl_pipeline().save_pretrained(studio_folder / "workspace" / "models" / "tiny-sdxl")
-    page.locator("#personalize-files input[type=file]").set_input_files(concept_files)
-    expect(page.locator("#personalize-uploads img").nth(2)).to_be_visible()
-    page.locator("#personalize-model textarea").fill("models/tiny-sdxl")  # as the user names it
-    page.locator("#personalize-name textarea").fill("sdxl-star")
-    page.locator("#personalize-token textarea").fill("<sdxl-star>")
-    _fill_number(page, "personalize-steps", 2)
-    _fill_number(page, "personalize-preview-every", 2)
-    page.locator("#personalize-train").click()
-    status = page.locator("#personalize-status")
-    expect(status).to_contain_text("<sdxl-star> on 3 images · done")
-    expect(page.locator("#personalize-previews img").first).to_be_visible()
-    assert {im.size for im in served_images(page, "#personalize-previews")} == {
-        (16, 16)
-    }  # the pipeline's own
-
-    page.get_by_role("tab", name="Generate").click()
-    _pick_artifact(page, "sdxl-star")
-    model = page.locator("#generate-model textarea")
-    expect(model).to_have_value(str(studio_folder / "workspace" / "models" / "tiny-sdxl"))  # set by the pick
-    assert {im.size for im in _generate(page, "a <sdxl-star> on grass")} == {(16, 16)}
-    page.get_by_role("tab", name="Library").click()
-    expect(page.get_by_role("grid", name="artifacts")).to_contain_text("sdxl-star")
-    served_images(page)
-    assert "Traceback" not in log.read_text()[seen:]
-
-
 def test_controlnet_on_the_sample_data_with_previews_then_generate(page, tmp_path, studio_folder):
     page.get_by_role("tab", name="Control").click()
     page.locator("#control-sample").click()
@@ -231,3 +201,34 @@ def test_textual_inversion_stop_resume_then_generate(page, concept_files):
     page.get_by_role("tab", name="Generate").click()
     _pick_artifact(page, "resumed")
     _generate(page, "a <my-concept> on a grey background")
+
+
+def test_an_sdxl_model_in_the_workspace_trains_and_generates(page, concept_files, studio_folder):
+    """Last in the module: a reloaded Personalize tab fills its form from this job (an SDXL base, its token)."""
+    log = studio_folder / "studio.log"
+    seen = len(log.read_text())
+    build_tiny_sdxl_pipeline().save_pretrained(studio_folder / "workspace" / "models" / "tiny-sdxl")
+    page.locator("#personalize-files input[type=file]").set_input_files(concept_files)
+    expect(page.locator("#personalize-uploads img").nth(2)).to_be_visible()
+    page.locator("#personalize-model textarea").fill("models/tiny-sdxl")  # as the user names it
+    page.locator("#personalize-name textarea").fill("sdxl-star")
+    page.locator("#personalize-token textarea").fill("<sdxl-star>")
+    _fill_number(page, "personalize-steps", 2)
+    _fill_number(page, "personalize-preview-every", 2)
+    page.locator("#personalize-train").click()
+    status = page.locator("#personalize-status")
+    expect(status).to_contain_text("<sdxl-star> on 3 images · done")
+    expect(page.locator("#personalize-previews img").first).to_be_visible()
+    assert {im.size for im in served_images(page, "#personalize-previews")} == {
+        (16, 16)
+    }  # the pipeline's own
+
+    page.get_by_role("tab", name="Generate").click()
+    _pick_artifact(page, "sdxl-star")
+    model = page.locator("#generate-model textarea")
+    expect(model).to_have_value(str(studio_folder / "workspace" / "models" / "tiny-sdxl"))  # set by the pick
+    assert {im.size for im in _generate(page, "a <sdxl-star> on grass")} == {(16, 16)}
+    page.get_by_role("tab", name="Library").click()
+    expect(page.get_by_role("grid", name="artifacts")).to_contain_text("sdxl-star")
+    served_images(page)
+    assert "Traceback" not in log.read_text()[seen:]
