@@ -21,6 +21,7 @@ from PIL import Image
 
 from studio.core import list_methods
 
+from .architecture import architecture_of
 from .artifacts import ArtifactInfo, artifact_spec, base_model_of, check_artifact, read_artifact
 from .control.sampling import prepare as prepare_control
 
@@ -37,6 +38,18 @@ SCHEDULERS = {
 """Scheduler names `generate` accepts (each built from the pipeline's own scheduler config)."""
 
 Artifact = str | os.PathLike | ArtifactInfo
+
+SIZE_CONDITIONING = {
+    "original_size": 1,
+    "target_size": 1,
+    "crops_coords_top_left": 0,
+    "negative_original_size": 1,
+    "negative_target_size": 1,
+    "negative_crops_coords_top_left": 0,
+}
+"""SDXL's micro-conditioning arguments (`(height, width)` or `(top, left)` pairs) -> their least value. They go
+to the pipeline call as diffusers defines them; left out, diffusers' defaults hold (original size = target size
+= the output size, crop corner (0, 0))."""
 
 
 @contextlib.contextmanager
@@ -77,6 +90,35 @@ def read_adapters(pipe, adapters: Sequence[Artifact], check_base_model: bool = T
     return infos
 
 
+def check_size_conditioning(pipe, kwargs: dict, names: dict[str, str] | None = None) -> None:
+    """Refuse SDXL's size conditioning for a pipeline without it, or a value that is not a pair of whole numbers.
+
+    Args:
+        pipe: the base pipeline.
+        kwargs: the extra arguments of a `generate` call.
+        names: how the user spells each argument in the error (e.g. the CLI's `--original-size`); default
+            the keyword's name.
+
+    Raises:
+        ValueError: a size-conditioning argument for an SD 1.x/2.x pipeline, or a bad pair (one line naming it).
+    """
+    names = names or {}
+    given = [key for key in SIZE_CONDITIONING if kwargs.get(key) is not None]
+    if given and not architecture_of(pipe).pooled:
+        raise ValueError(
+            f"{', '.join(names.get(k, k) for k in given)}: SDXL's size conditioning, and this is an SD 1.x/2.x "
+            "pipeline, whose UNet takes no size ids; leave it out"
+        )
+    for key in given:
+        value, least = kwargs[key], SIZE_CONDITIONING[key]
+        pair = isinstance(value, (tuple, list)) and len(value) == 2
+        if not pair or not all(isinstance(v, int) and not isinstance(v, bool) and v >= least for v in value):
+            raise ValueError(
+                f"{names.get(key, key)} must be two whole numbers >= {least} (height, width or top, left), "
+                f"got {value!r}"
+            )
+
+
 def generate(
     pipe,
     prompt: str | list[str],
@@ -115,15 +157,19 @@ def generate(
         control_image: the condition image for ControlNet / T2I-Adapter artifacts.
         ip_image: the reference image for an IP-Adapter artifact.
         check_base_model: refuse artifacts recorded for another base model.
-        **kwargs: passed to `diffusion.control.sampling.prepare` when control is used, else to the pipeline call.
+        **kwargs: passed to `diffusion.control.sampling.prepare` when control is used, else to the pipeline call;
+            on SDXL these include the size conditioning (`SIZE_CONDITIONING`: `original_size`,
+            `crops_coords_top_left`, `target_size` and their `negative_` forms).
 
     Returns:
         The images.
 
     Raises:
         ValueError: no steps or no images asked for, an artifact of an unknown kind or for another base model,
-            two SVDiffs, an unknown scheduler, or control inputs that the control artifacts cannot use.
+            two SVDiffs, an unknown scheduler, control inputs that the control artifacts cannot use, or size
+            conditioning for an SD 1.x/2.x pipeline.
     """
+    check_size_conditioning(pipe, kwargs)
     if num_inference_steps < 1 or num_images < 1:
         raise ValueError(
             f"num_inference_steps and num_images must be >= 1, got {num_inference_steps}, {num_images}"

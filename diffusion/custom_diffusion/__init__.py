@@ -3,6 +3,7 @@
 from studio.core import register_method
 
 from ..artifacts import ArtifactSpec
+from ..textual_inversion import LOADS_WITH as TOKEN_LOADS_WITH
 from .config import CustomDiffusionConfig
 from .format import WEIGHTS_FILE, read_custom_diffusion, save_custom_diffusion
 from .layer import TrainedCopy
@@ -18,8 +19,8 @@ register_method(
     train=train_custom_diffusion,
     spec=ArtifactSpec(
         recognize=is_custom_diffusion_folder,
-        loads_with=f"pipe.unet.load_attn_procs(folder, weight_name='{WEIGHTS_FILE}', _pipeline=pipe) and "
-        "pipe.load_textual_inversion(folder)",
+        loads_with=f"pipe.unet.load_attn_procs(folder, weight_name='{WEIGHTS_FILE}', _pipeline=pipe), then the "
+        f"modifier token: {TOKEN_LOADS_WITH}",
         applied=custom_diffusion_applied,
         changes_layers=True,
     ),

@@ -22,6 +22,9 @@ WEIGHTS_FILE = "pytorch_custom_diffusion_weights.safetensors"
 PROCESSOR_KEYS = {"to_k": "to_k_custom_diffusion.weight", "to_v": "to_v_custom_diffusion.weight",
                   "to_q": "to_q_custom_diffusion.weight", "to_out.0": "to_out_custom_diffusion.0.weight"}  # fmt: skip
 """Projection (relative to its attention module) -> its key in the processor's state dict."""
+OUT_BIAS = "to_out_custom_diffusion.0.bias"
+"""The stock processor's trained output projection has a bias, which the loader requires; ours trains the weight
+only, so the file carries the base layer's bias there."""
 
 
 def save_custom_diffusion(
@@ -45,6 +48,8 @@ def save_custom_diffusion(
             tensors[processor] = torch.zeros(0)  # the stock loader's mark of a processor without weights
         for rel, layer in own.items():
             tensors[f"{processor}.{PROCESSOR_KEYS[rel]}"] = layer.weight_copy.detach().float().contiguous()
+            if rel == "to_out.0" and layer.base_layer.bias is not None:
+                tensors[f"{processor}.{OUT_BIAS}"] = layer.base_layer.bias.detach().float().contiguous()
     file = Path(folder) / WEIGHTS_FILE
     save_tensors(file, tensors, metadata=metadata)
     return file
@@ -67,11 +72,26 @@ def read_custom_diffusion(folder: str | os.PathLike, unet: nn.Module) -> dict[st
     for key, tensor in read_tensors(file, "Custom Diffusion weights").items():
         if tensor.numel() == 0:
             continue
+        if key.endswith(OUT_BIAS):
+            layer = modules.get(key.removesuffix(f".processor.{OUT_BIAS}") + ".to_out.0")
+            _check_base_bias(file, key, layer, tensor)
+            continue
         name = by_key.get(key)
         if name is None or modules[name].weight.shape != tensor.shape:
             raise ValueError(f"{file.name}: {key!r} does not fit this UNet (an artifact for another model?)")
         weights[name] = tensor
     return weights
+
+
+def _check_base_bias(file: Path, key: str, layer: nn.Module | None, bias: torch.Tensor) -> None:
+    # Sampling applies trained weights only, so an output bias is usable only when it is the base layer's.
+    if layer is None or layer.bias is None or layer.bias.shape != bias.shape:
+        raise ValueError(f"{file.name}: {key!r} does not fit this UNet (an artifact for another model?)")
+    if not torch.allclose(layer.bias.detach().float(), bias, atol=1e-4):
+        raise ValueError(
+            f"{file.name}: {key!r} is a trained output bias, which generate does not apply; load this "
+            "artifact with stock diffusers' unet.load_attn_procs instead"
+        )
 
 
 def _attention_names(unet: nn.Module) -> list[str]:

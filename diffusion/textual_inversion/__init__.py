@@ -21,6 +21,15 @@ from .model import (
 from .sampling import textual_inversions_loaded
 from .train import TI_TEMPLATES, train_textual_inversion
 
+LOADS_WITH = (
+    f"pipe.load_textual_inversion(folder); on SDXL, with state = load_file(folder/'{EMBEDDINGS_FILE}'), "
+    "one call per text encoder: pipe.load_textual_inversion(state['clip_l'], token=token, "
+    "text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer) and the same for state['clip_g'] with "
+    "pipe.text_encoder_2, pipe.tokenizer_2"
+)
+"""How stock diffusers loads an embedding (an SDXL file holds one per text encoder, which its loader reads one
+at a time)."""
+
 register_method(
     TextualInversionConfig,
     apply_textual_inversion,
@@ -29,13 +38,14 @@ register_method(
     train=train_textual_inversion,
     spec=ArtifactSpec(
         recognize=is_embedding_artifact,
-        loads_with="pipe.load_textual_inversion(folder)",
+        loads_with=LOADS_WITH,
         applied=textual_inversions_loaded,
     ),
 )
 
 __all__ = [
     "EMBEDDINGS_FILE",
+    "LOADS_WITH",
     "TI_TEMPLATES",
     "ConceptEmbedding",
     "TextualInversionConfig",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import diffusion
 from diffusion.conditions import CONDITIONS
+from diffusion.generate import check_size_conditioning
 from diffusion.memory import FROZEN_DTYPES, GPU_MEMORY_CHOICES, OPTIMIZERS, MemoryOptions
 from studio.core import method_names
 
@@ -17,7 +18,7 @@ def _model(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         default="studio/shapes-sd",
-        help="base pipeline: studio/shapes-sd, a diffusers folder, a .safetensors file or a hub id",
+        help="base pipeline (SD 1.x/2.x or SDXL): studio/shapes-sd, a diffusers folder, a .safetensors file or a hub id",
     )
     parser.add_argument("--device", default=None, help="e.g. cuda (default: CPU)")
 
@@ -46,8 +47,11 @@ def _personalize(args: argparse.Namespace) -> None:
 
 
 def _generate(args: argparse.Namespace) -> None:
+    pipe = _load(args)
+    sizes = {key: tuple(getattr(args, key)) for key in SIZE_OPTIONS if getattr(args, key) is not None}
+    check_size_conditioning(pipe, sizes, {key: f"--{key.replace('_', '-')}" for key in SIZE_OPTIONS})
     images = diffusion.generate(
-        _load(args),
+        pipe,
         args.prompt,
         adapters=args.adapter,
         negative_prompt=args.negative_prompt,
@@ -58,6 +62,9 @@ def _generate(args: argparse.Namespace) -> None:
         scheduler=args.scheduler,
         control_image=args.control_image,
         ip_image=args.ip_image,
+        height=args.height,
+        width=args.width,
+        **sizes,
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -65,6 +72,16 @@ def _generate(args: argparse.Namespace) -> None:
         path = out / f"seed{args.seed}-{i}.png"
         image.save(path)
         print(path)
+
+
+SIZE_OPTIONS = {
+    "original_size": ("H", "W", 1, "the size the model is told the source image had; small ones look "
+                      "upscaled (default: the output size)"),
+    "crops_coords_top_left": ("TOP", "LEFT", 0, "the corner the model is told the image was cropped at; 0 0 "
+                              "looks centred (the default)"),
+    "target_size": ("H", "W", 1, "the size the model is told the image is made for (default: the output size)"),
+}  # fmt: skip
+"""SDXL's size conditioning (diffusers' `original_size`, ...): metavars, least value, help."""
 
 
 def _run_options(parser: argparse.ArgumentParser) -> None:
@@ -201,6 +218,17 @@ def add_parser(domains: argparse._SubParsersAction) -> argparse._SubParsersActio
     gen.add_argument("--scheduler", default=None, choices=sorted(diffusion.SCHEDULERS))
     gen.add_argument("--control-image", default=None, help="condition image for ControlNet / T2I-Adapter")
     gen.add_argument("--ip-image", default=None, help="reference image for IP-Adapter")
+    gen.add_argument(
+        "--height",
+        type=int_in(8),
+        default=None,
+        help="pixels (default: the model's resolution, 1024 for SDXL)",
+    )
+    gen.add_argument("--width", type=int_in(8), default=None, help="pixels (default: the model's)")
+    sizes = gen.add_argument_group("SDXL size conditioning (SDXL bases only)")
+    for key, (first, second, least, text) in SIZE_OPTIONS.items():
+        sizes.add_argument(f"--{key.replace('_', '-')}", nargs=2, type=int_in(least), metavar=(first, second),
+                           default=None, help=text)  # fmt: skip
     gen.add_argument("--out", default="samples", help="folder for the PNGs")
     gen.set_defaults(run=_generate)
 

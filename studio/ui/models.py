@@ -1,7 +1,8 @@
 """Model names typed into the page: which local files and folders the studio may read.
 
 A model box or a weights box accepts a bundled name (`studio/shapes-sd`), a hub id (`org/name`,
-`hf-hub:org/name`), an architecture or pretrained tag (`ViT-B-32`), or a local path. A local path reaches
+`hf-hub:org/name`), an architecture or pretrained tag (`ViT-B-32`), or a local path (a relative one is taken
+inside the workspace, then inside the models folder, and wins over a hub id of the same name). A local path reaches
 the loaders only when it lies inside the workspace or a folder the person who started the studio named
 (`--models-dir`), so a client of the page cannot make the server open or probe any other file.
 """
@@ -65,13 +66,24 @@ class ModelPaths:
         if text.startswith(LOCAL_PREFIX):
             return LOCAL_PREFIX + str(self._confined(field, text.removeprefix(LOCAL_PREFIX), text))
         names_a_file = text.lower().endswith(MODEL_SUFFIXES)
-        if HUB_ID.fullmatch(text) and not names_a_file and not Path(text).exists():
+        if HUB_ID.fullmatch(text) and not names_a_file and self._local(text) is None:
             return text  # a hub id, an architecture or a pretrained tag
         return str(self._confined(field, text, text))
 
+    def _local(self, path_text: str) -> Path | None:
+        # A relative path names a file or folder inside the workspace (or the models folder), never one
+        # beside wherever the server happened to be started.
+        for root in self.roots:
+            path = (root / Path(path_text).expanduser()).resolve()
+            if path.is_relative_to(root) and path.exists():
+                return path
+        return None
+
     def _confined(self, field: str, path_text: str, shown: str) -> Path:
         path = Path(path_text).expanduser()
-        path = (path if path.is_absolute() else self.workspace / path).resolve()
+        if not path.is_absolute():
+            path = self._local(path_text) or self.workspace / path
+        path = path.resolve()
         if any(path.is_relative_to(root) for root in self.roots):
             return path
         folders = " or ".join(str(root) for root in self.roots)

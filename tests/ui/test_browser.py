@@ -2,8 +2,8 @@
 
 The server is the installed `studio` console script in a subprocess (see `tests/ui/browser.py`); every check
 is on what the user receives: each image and download the page shows is fetched from the page and must come
-back HTTP 200 with a decodable body. The default run covers Textual Inversion → Generate with the token,
-ControlNet with previews on the sample data → Generate with a control image, the ViT tab's result and
+back HTTP 200 with a decodable body. The default run covers Textual Inversion → Generate with the token (on
+the bundled model, and on an SDXL folder the user copied into the workspace), ControlNet with previews on the sample data → Generate with a control image, the ViT tab's result and
 Few-shot fit → classify; the Stop → Resume flow is marked slow.
 """
 
@@ -14,6 +14,7 @@ import shutil
 import pytest
 from PIL import Image
 
+from tests.diffusion.tiny import build_tiny_sdxl_pipeline
 from tests.ui.browser import CHROMIUM, FLAGS, fetch_ok, serve_studio, served_downloads, served_images
 
 TIMEOUT_MS = 180_000
@@ -200,3 +201,34 @@ def test_textual_inversion_stop_resume_then_generate(page, concept_files):
     page.get_by_role("tab", name="Generate").click()
     _pick_artifact(page, "resumed")
     _generate(page, "a <my-concept> on a grey background")
+
+
+def test_an_sdxl_model_in_the_workspace_trains_and_generates(page, concept_files, studio_folder):
+    """Last in the module: a reloaded Personalize tab fills its form from this job (an SDXL base, its token)."""
+    log = studio_folder / "studio.log"
+    seen = len(log.read_text())
+    build_tiny_sdxl_pipeline().save_pretrained(studio_folder / "workspace" / "models" / "tiny-sdxl")
+    page.locator("#personalize-files input[type=file]").set_input_files(concept_files)
+    expect(page.locator("#personalize-uploads img").nth(2)).to_be_visible()
+    page.locator("#personalize-model textarea").fill("models/tiny-sdxl")  # as the user names it
+    page.locator("#personalize-name textarea").fill("sdxl-star")
+    page.locator("#personalize-token textarea").fill("<sdxl-star>")
+    _fill_number(page, "personalize-steps", 2)
+    _fill_number(page, "personalize-preview-every", 2)
+    page.locator("#personalize-train").click()
+    status = page.locator("#personalize-status")
+    expect(status).to_contain_text("<sdxl-star> on 3 images · done")
+    expect(page.locator("#personalize-previews img").first).to_be_visible()
+    assert {im.size for im in served_images(page, "#personalize-previews")} == {
+        (16, 16)
+    }  # the pipeline's own
+
+    page.get_by_role("tab", name="Generate").click()
+    _pick_artifact(page, "sdxl-star")
+    model = page.locator("#generate-model textarea")
+    expect(model).to_have_value(str(studio_folder / "workspace" / "models" / "tiny-sdxl"))  # set by the pick
+    assert {im.size for im in _generate(page, "a <sdxl-star> on grass")} == {(16, 16)}
+    page.get_by_role("tab", name="Library").click()
+    expect(page.get_by_role("grid", name="artifacts")).to_contain_text("sdxl-star")
+    served_images(page)
+    assert "Traceback" not in log.read_text()[seen:]

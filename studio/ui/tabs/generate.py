@@ -6,6 +6,7 @@ import gradio as gr
 
 from ..errors import guarded
 from ..tasks.diffusion import PipelineCache, sample
+from .training import DEFAULT_PIPELINE, base_model_box
 
 TITLE = "Generate"
 
@@ -17,6 +18,18 @@ def adapter_choices(studio) -> list[tuple[str, str]]:
         (f"{e.name} ({e.method}{', ' + e.extra['token'] if e.extra.get('token') else ''})", e.name)
         for e in entries
     ]
+
+
+def base_model_of_choice(studio, names: list[str] | None, current: str) -> str:
+    """The base model the chosen artifacts were trained on (they work only there), else `current`.
+
+    Args:
+        studio: the app's `Studio`.
+        names: the library names picked in the artifacts box.
+        current: what the base model box holds.
+    """
+    bases = {studio.library.get(name).base_model for name in names or []} - {None}
+    return bases.pop() if len(bases) == 1 else current
 
 
 def truncation_note(tokenizer, prompt: str) -> str:
@@ -56,9 +69,7 @@ def build(studio, timer: gr.Timer) -> None:
             "", label="negative prompt", info="What to steer away from (used with guidance > 1).", scale=2
         )
     with gr.Row():
-        model = gr.Textbox(
-            "studio/shapes-sd", label="base model", info="The pipeline the artifacts were trained on."
-        )
+        model = base_model_box("generate")
         seed = gr.Number(0, label="seed", precision=0, info="The same seed and settings give the same image.")
         steps = gr.Slider(
             1, 100, 20, step=1, label="steps", info="Denoising steps.", elem_id="generate-steps"
@@ -71,7 +82,7 @@ def build(studio, timer: gr.Timer) -> None:
         multiselect=True,
         label="artifacts",
         elem_id="generate-adapters",
-        info="Any mix: TI tokens, one SVDiff, ControlNets / T2I-Adapters (with a control image), an IP-Adapter (with a reference image).",
+        info="Any mix: TI tokens, one SVDiff, ControlNets / T2I-Adapters (with a control image), an IP-Adapter (with a reference image). Picking them sets the base model they were trained on.",
     )
     with gr.Row():
         control_image = gr.Image(
@@ -101,7 +112,7 @@ def build(studio, timer: gr.Timer) -> None:
         prompt, negative, model, seed, steps, guidance, adapters, control_image, ip_image, history
     ):
         settings = {
-            "model": (model or "").strip() or "studio/shapes-sd",
+            "model": (model or "").strip() or DEFAULT_PIPELINE,
             "prompt": prompt,
             "negative_prompt": negative,
             "seed": seed,  # raw: `sample` checks and bounds every number with a readable message
@@ -122,6 +133,10 @@ def build(studio, timer: gr.Timer) -> None:
             return gr.skip(), previous
         return gr.Dropdown(choices=choices), choices
 
+    def on_pick(names, current):
+        return base_model_of_choice(studio, names, current)
+
     inputs = [prompt, negative, model, seed, steps, guidance, adapters, control_image, ip_image, history]
+    adapters.input(guarded(on_pick), [adapters, model], model, queue=False)
     run.click(guarded(on_generate), inputs, [gallery, history, notes])
     timer.tick(on_tick, seen, [adapters, seen], show_progress="hidden", queue=False)

@@ -103,7 +103,7 @@ def build(studio, timer: gr.Timer) -> None:
     )
     upload_gallery(files, "personalize-uploads")
     with gr.Row():
-        model = base_model_box()
+        model = base_model_box("personalize")
         method = gr.Radio(
             list(configs),
             value=DEFAULT_METHOD,
@@ -113,7 +113,10 @@ def build(studio, timer: gr.Timer) -> None:
         )
     with gr.Row():
         token = gr.Textbox(
-            "<my-concept>", label="token", info="The new placeholder token used in prompts, e.g. '<my-cat>'."
+            "<my-concept>",
+            label="token",
+            info="The new placeholder token used in prompts, e.g. '<my-cat>'.",
+            elem_id="personalize-token",
         )
         class_word = gr.Textbox(
             "shape",

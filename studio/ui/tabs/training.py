@@ -21,12 +21,14 @@ GPU_MEMORY_LABELS = [
 ]
 
 
-def base_model_box() -> gr.Textbox:
-    """The base pipeline's name."""
+def base_model_box(kind: str | None = None) -> gr.Textbox:
+    """The base pipeline's name (element id `<kind>-model` when `kind` is given)."""
     return gr.Textbox(
         DEFAULT_PIPELINE,
         label="base model",
-        info="The bundled studio/shapes-sd, a local diffusers folder or .safetensors file, or a hub id.",
+        info="The bundled studio/shapes-sd, or an SD 1.x/2.x or SDXL model: a diffusers folder or single "
+        ".safetensors file in the workspace (a path relative to it) or in the studio's --models-dir, or a hub id.",
+        elem_id=f"{kind}-model" if kind else None,
     )
 
 
