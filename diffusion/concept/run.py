@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from PIL import Image
 
 from studio.engine import Callback, check_count, check_number, main_process, train
@@ -24,10 +25,13 @@ from ..memory import MemoryOptions, memory_savings
 from ..previews import PreviewCallback
 from ..unload import remove_adapter, requires_grad_flags
 from .class_images import class_images as generate_class_images
+from .cutmix import NO_SUBJECT, CutMixUnmix, mix_prompts, subject_sides
 from .data import SUBJECT_TEMPLATES, ConceptDataset, fill
-from .loss import ConceptTrainer
+from .loss import ConceptTrainer, Unmix
+from .multi import Concept, check_distinct_tokens
 from .preview_sampler import concept_sampler
 from .prompts import PromptSource
+from .unmix import UnmixAttention
 
 
 @dataclass
@@ -37,6 +41,8 @@ class ConceptRun:
     Args:
         token: the placeholder used in prompts, e.g. `"<my-cat>"` (None: the method's default).
         class_word: the concept's class (`"cat"`); needed for prior preservation.
+        concepts: more concepts learnt in the same run (joint training), each a `diffusion.concept.Concept`
+            (or a dict of its fields) with its own images, token and class word.
         steps: optimizer steps.
         batch_size: images per step.
         prompt_templates: training prompts with a `{}` for the concept (None: the method's).
@@ -64,11 +70,12 @@ class ConceptRun:
 
     Raises:
         ValueError: `steps` or `batch_size` below 1, a negative or non-finite prior weight, prior
-            preservation without a class word.
+            preservation without a class word (of any concept), a bad concept, two concepts with one token.
     """
 
     token: str | None = None
     class_word: str | None = None
+    concepts: Sequence[Concept | dict] = ()
     steps: int = 500
     batch_size: int = 4
     prompt_templates: Sequence[str] | None = None
@@ -99,8 +106,15 @@ class ConceptRun:
         check_count("batch_size", self.batch_size)
         check_count("grad_accum_steps", self.grad_accum_steps)
         check_number("prior_loss_weight", self.prior_loss_weight, allow_zero=True)
-        if self.prior_preservation and not self.class_word:
+        self.concepts = tuple(Concept.coerce(c) for c in self.concepts)
+        if self.prior_preservation and not all(word for _, word in self.named_concepts()):
             raise ValueError("prior_preservation needs class_word (the concept's class, e.g. 'cat')")
+        if self.token is not None:
+            check_distinct_tokens([token for token, _ in self.named_concepts()])
+
+    def named_concepts(self) -> list[tuple[str | None, str | None]]:
+        """`(token, class_word)` of every concept, the run's own first, then `concepts` in order."""
+        return [(self.token, self.class_word)] + [(c.token, c.class_word) for c in self.concepts]
 
     @classmethod
     def fields(cls) -> list[str]:
@@ -127,7 +141,9 @@ class ConceptPlan:
     Args:
         tokenizers: one tokenizer per text encoder, the prompts written for them (with the concept's tokens,
             if the method adds any).
-        prompts: the instance prompts, in the tokenizer's words.
+        templates: the instance prompt templates, each with a `{}` for the concept.
+        subjects: what fills the `{}` for each concept, in the tokenizer's words, in the order of
+            `ConceptRun.named_concepts` (e.g. `"<my-cat> cat"`).
         live_text: whether training changes the text encoder's output for the instance prompts (they are then
             encoded on every step instead of once).
         live_class_text: the same for the class prompts of prior preservation, which hold no new token.
@@ -136,10 +152,12 @@ class ConceptPlan:
         save: `folder -> None` writing the method's files into the artifact folder.
         param_groups: optimizer groups `(model) -> list of dicts` (None: one group at `lr`).
         preview_prompt: the user's preview prompt in the tokenizer's words (default: unchanged).
+        cut_mix: Cut-Mix-Unmix settings (two or more concepts), or None.
     """
 
     tokenizers: list
-    prompts: list[str]
+    templates: Sequence[str]
+    subjects: list[str]
     live_text: bool
     lr: float
     hyperparameters: dict[str, Any]
@@ -147,6 +165,11 @@ class ConceptPlan:
     live_class_text: bool = False
     param_groups: Callable[[Any], list[dict]] | None = None
     preview_prompt: Callable[[str], str] = field(default=lambda prompt: prompt)
+    cut_mix: CutMixUnmix | None = None
+
+    def prompts(self) -> list[list[str]]:
+        """Each concept's instance prompts."""
+        return [fill(self.templates, subject) for subject in self.subjects]
 
 
 def _trains(modules: list[Any]) -> bool:
@@ -155,17 +178,48 @@ def _trains(modules: list[Any]) -> bool:
 
 def default_output_dir(method: str, token: str) -> Path:
     """`runs/<method>-<token>`, the token reduced to letters, digits and dashes."""
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", token).strip("-") or "concept"
-    return Path("runs") / f"{method}-{slug}"
+    return Path("runs") / f"{method}-{_slug(token) or 'concept'}"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")
+
+
+def _class_images(pipe, run: ConceptRun, out: Path, words: list[str]) -> dict[str, Any]:
+    """The class images of each class word: the user's `class_images` for the first, the others drawn once by
+    the base model into the run folder (`class_images/` for the first word, `class_images-<word>/` after)."""
+    found: dict[str, Any] = {}
+    for i, word in enumerate(words):
+        if i == 0 and run.class_images is not None:
+            found[word] = run.class_images
+            continue
+        folder = out / ("class_images" if i == 0 else f"class_images-{_slug(word)}")
+        draw = (pipe, word, run.num_class_images, folder, run.seed)
+        with main_process() as main:  # one process draws them; the others find them in the folder
+            if main:
+                generate_class_images(*draw)
+        found[word] = generate_class_images(*draw)
+    return found
+
+
+def _unmix(plan: ConceptPlan, source: PromptSource, pairs: dict, start: int, unet) -> Unmix:
+    """The Unmix term: the word sides of every prompt (the Cut-Mix prompts from `start` on) and the hooks."""
+    ids = source.ids[0]  # every tokenizer puts a word at the same position
+    subject_ids = [plan.tokenizers[0](s, add_special_tokens=False).input_ids for s in plan.subjects]
+    sides = torch.full(ids.shape, NO_SUBJECT, dtype=torch.long)
+    for pair, indices in pairs.items():
+        for i in indices:
+            sides[start + i] = subject_sides(ids[start + i], subject_ids, pair)
+    return Unmix(UnmixAttention(unet), sides, plan.cut_mix.unmix_weight)
 
 
 def train_concept(pipe, images, run: ConceptRun, method: str, install: Callable[[Any], ConceptPlan]) -> Path:
-    """Teach `pipe` a concept: cache the latents, let the method install its adapter, train, save; the
-    pipeline is left as it was.
+    """Teach `pipe` a concept, or several jointly (`run.concepts`): cache the latents, let the method install
+    its adapter, train, save; the pipeline is left as it was.
 
     Args:
         pipe: a Stable Diffusion 1.x/2.x or SDXL pipeline (`diffusion.load_pipeline`).
-        images: the concept's images: a folder, paths, PIL images (any mode, EXIF rotation and size).
+        images: the (first) concept's images: a folder, paths, PIL images (any mode, EXIF rotation and size).
         run: the run's options; `run.token` must be set.
         method: the method's registry name (recorded, and part of the default output folder).
         install: `(pipe) -> ConceptPlan`: installs the method's trainable parts into the pipeline and says
@@ -175,36 +229,58 @@ def train_concept(pipe, images, run: ConceptRun, method: str, install: Callable[
         The artifact folder, with the method's files and `studio_artifact.json`.
 
     Raises:
-        ValueError: no usable images.
+        ValueError: no usable images, two concepts with one token.
     """
+    named = run.named_concepts()
+    check_distinct_tokens([token for token, _ in named])
     size = pipeline_resolution(pipe)
-    pixels = images_to_tensor(load_images(images, size))
+    pixels = [
+        images_to_tensor(load_images(source, size)) for source in [images, *(c.images for c in run.concepts)]
+    ]
     out = Path(run.output_dir) if run.output_dir is not None else default_output_dir(method, run.token)
     base = base_model_of(pipe)
+    words = list(dict.fromkeys(word or "" for _, word in named))
+    if run.prior_preservation:
+        class_pixels = {
+            word: images_to_tensor(load_images(files, size))
+            for word, files in _class_images(pipe, run, out, words).items()
+        }
+    latents = [encode_latents(pipe.vae, p, flip=run.flip) for p in pixels]
     class_latents = None
     if run.prior_preservation:
-        class_files = run.class_images
-        if class_files is None:
-            draw = (pipe, run.class_word, run.num_class_images, out / "class_images", run.seed)
-            with main_process() as main:  # one process draws them; the others find them in the folder
-                if main:
-                    generate_class_images(*draw)
-            class_files = generate_class_images(*draw)
-        class_pixels = images_to_tensor(load_images(class_files, size))
-    latents = encode_latents(pipe.vae, pixels, flip=run.flip)
-    if run.prior_preservation:
-        class_latents = encode_latents(pipe.vae, class_pixels, flip=run.flip)
+        encoded = {word: encode_latents(pipe.vae, p, flip=run.flip) for word, p in class_pixels.items()}
+        class_latents = [encoded[word] for _, word in named]
 
     arch = architecture_of(pipe)
     unet, encoders = pipe.unet, arch.encoders(pipe)
     flags = {model: requires_grad_flags(model) for model in (unet, *encoders)}
+    unmix = None
     try:
         plan = install(pipe)
-        source = PromptSource(arch, plan.tokenizers, encoders, plan.prompts, plan.live_text)
-        class_source, class_list = None, fill(SUBJECT_TEMPLATES, run.class_word or "")
+        if len(plan.subjects) != len(named):
+            raise ValueError(f"{method} learns one concept per run, got {len(named)}; train each on its own")
+        groups = plan.prompts()
+        prompts = [prompt for group in groups for prompt in group]
+        ranges = [
+            range(sum(map(len, groups[:i])), sum(map(len, groups[: i + 1]))) for i in range(len(groups))
+        ]
+        mix_ranges: dict[tuple[int, int], range] = {}
+        if plan.cut_mix is not None:
+            mixed, pairs = mix_prompts(plan.subjects)
+            start, prompts = len(prompts), prompts + mixed
+            mix_ranges = {pair: range(start + r.start, start + r.stop) for pair, r in pairs.items()}
+        source = PromptSource(arch, plan.tokenizers, encoders, prompts, plan.live_text)
+        if plan.cut_mix is not None and plan.cut_mix.unmix_weight > 0:
+            unmix = _unmix(plan, source, pairs, start, unet)
+        class_source, class_ranges = None, []
         if class_latents is not None:
+            class_prompts = [prompt for word in words for prompt in fill(SUBJECT_TEMPLATES, word)]
+            n = len(SUBJECT_TEMPLATES)
+            class_ranges = [
+                range(words.index(word or "") * n, (words.index(word or "") + 1) * n) for _, word in named
+            ]
             class_source = PromptSource(
-                arch, arch.tokenizers(pipe), encoders, class_list, plan.live_class_text
+                arch, arch.tokenizers(pipe), encoders, class_prompts, plan.live_class_text
             )
         text_live = plan.live_text or plan.live_class_text or _trains(encoders)
         trainer = ConceptTrainer(
@@ -216,8 +292,9 @@ def train_concept(pipe, images, run: ConceptRun, method: str, install: Callable[
             class_source,
             run.prior_loss_weight,
             size,
+            unmix,
         )
-        dataset = ConceptDataset(latents, len(plan.prompts), class_latents, len(class_list))
+        dataset = ConceptDataset(latents, ranges, class_latents, class_ranges, plan.cut_mix, mix_ranges)
         savings = memory_savings(
             run.memory,
             run.mixed_precision,
@@ -229,7 +306,7 @@ def train_concept(pipe, images, run: ConceptRun, method: str, install: Callable[
         with savings as saving:
             callbacks = list(run.callbacks)
             if run.preview_every:
-                prompt = plan.preview_prompt(run.preview_prompt) if run.preview_prompt else plan.prompts[0]
+                prompt = plan.preview_prompt(run.preview_prompt) if run.preview_prompt else prompts[0]
                 sample = saving.preview(
                     concept_sampler(pipe, plan.tokenizers, prompt, run.preview_steps, run.seed)
                 )
@@ -262,7 +339,7 @@ def train_concept(pipe, images, run: ConceptRun, method: str, install: Callable[
             "flip": run.flip,
             "seed": run.seed,
             "prior_preservation": run.prior_preservation,
-            "prompts": plan.prompts,
+            "prompts": prompts,
         }
         extra = {
             "token": run.token,
@@ -270,11 +347,15 @@ def train_concept(pipe, images, run: ConceptRun, method: str, install: Callable[
             "steps_done": result.steps,
             "stopped": result.stopped,
         }
+        if run.concepts:
+            extra["concepts"] = [{"token": c.token, "class_word": c.class_word} for c in run.concepts]
         with main_process() as main:  # one copy of the artifact, however many processes trained
             if main:
                 plan.save(out)
                 write_artifact_info(out, artifact_metadata(method, base, hyper, **extra))
     finally:
+        if unmix is not None:
+            unmix.attention.remove()
         for model, model_flags in flags.items():
             remove_adapter(model, model_flags)
             model.eval()
