@@ -4,7 +4,7 @@ from studio.core import register_method
 
 from ..artifacts import ArtifactSpec
 from .config import CustomDiffusionConfig
-from .format import WEIGHTS_FILE, read_custom_diffusion, save_custom_diffusion
+from .format import WEIGHTS_FILE, modifier_file, read_custom_diffusion, save_custom_diffusion
 from .layer import TrainedCopy
 from .model import apply_custom_diffusion, projections
 from .sampling import custom_diffusion_applied, is_custom_diffusion_folder
@@ -19,7 +19,7 @@ register_method(
     spec=ArtifactSpec(
         recognize=is_custom_diffusion_folder,
         loads_with=f"pipe.unet.load_attn_procs(folder, weight_name='{WEIGHTS_FILE}', _pipeline=pipe) and "
-        "pipe.load_textual_inversion(folder)",
+        "pipe.load_textual_inversion(folder) (more tokens: weight_name='learned_embeds-2.safetensors', ...)",
         applied=custom_diffusion_applied,
         changes_layers=True,
     ),
@@ -33,6 +33,7 @@ __all__ = [
     "apply_custom_diffusion",
     "custom_diffusion_applied",
     "is_custom_diffusion_folder",
+    "modifier_file",
     "projections",
     "read_custom_diffusion",
     "save_custom_diffusion",

@@ -16,12 +16,20 @@ from torch import nn
 
 from studio.core import adapter_layers, read_tensors, save_tensors
 
+from ..textual_inversion import EMBEDDINGS_FILE
 from .layer import TrainedCopy
 
 WEIGHTS_FILE = "pytorch_custom_diffusion_weights.safetensors"
 PROCESSOR_KEYS = {"to_k": "to_k_custom_diffusion.weight", "to_v": "to_v_custom_diffusion.weight",
                   "to_q": "to_q_custom_diffusion.weight", "to_out.0": "to_out_custom_diffusion.0.weight"}  # fmt: skip
 """Projection (relative to its attention module) -> its key in the processor's state dict."""
+
+
+def modifier_file(index: int) -> str:
+    """The file of the `index`-th modifier token's embedding in an artifact: `learned_embeds.safetensors` for the
+    first (so `pipe.load_textual_inversion(folder)` finds it), `learned_embeds-<index + 1>.safetensors` after
+    (`pipe.load_textual_inversion(folder, weight_name=...)`), each in Textual Inversion's format."""
+    return EMBEDDINGS_FILE if index == 0 else f"learned_embeds-{index + 1}.safetensors"
 
 
 def save_custom_diffusion(
