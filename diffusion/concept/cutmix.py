@@ -6,6 +6,7 @@ the left and a [V2] sculpture on the right" or "photo of a [V2] sculpture and a 
 cut from the cached VAE latents instead: the central half-width strip of one concept's latent beside the central
 strip of the other's (subjects are photographed centred, so the strips keep them). A latent column covers eight
 pixel columns and the VAE is local, so this is the latent of the pixel collage up to the seam, at no VAE cost.
+The paper mixes the prior-preservation pairs alike; here the class images of prior preservation stay unmixed.
 """
 
 from __future__ import annotations

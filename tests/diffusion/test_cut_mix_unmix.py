@@ -116,8 +116,9 @@ def test_the_penalty_reaches_the_spectral_shifts_only_inside_watch(tiny_pipe):
     grads = {n: p.grad for n, p in unet.named_parameters() if p.grad is not None}
     assert grads and all(n.endswith(".delta") for n in grads)
     assert any("attn2.to_k" in n and g.abs().sum() > 0 for n, g in grads.items())
-    unet(x, torch.tensor([500]), encoder_hidden_states=context)  # outside `watch`: nothing collected
-    assert attention.penalty().item() == pytest.approx(penalty.item())
+    other = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+    unet(other, torch.tensor([900]), encoder_hidden_states=context)  # outside `watch`: nothing collected
+    assert attention.penalty().item() == penalty.item()
     attention.remove()
     assert not any(m._forward_pre_hooks for m in unet.modules())
 
@@ -174,3 +175,9 @@ def test_off_by_default_and_refused_with_one_concept(tiny_pipe, tmp_path, monkey
     assert diffusion.read_artifact(art).hyperparameters["cut_mix_unmix"] is False
     with pytest.raises(ValueError, match="names two concepts"):
         _two_concepts(tiny_pipe, tmp_path / "twice", concepts=[Concept("<a>", concept_images(1))])
+
+
+def test_a_one_concept_method_refuses_more_concepts(tiny_pipe, tmp_path):
+    with pytest.raises(ValueError, match="textual_inversion learns one concept per run, got 2"):
+        diffusion.personalize(tiny_pipe, concept_images(1), token="<a>", steps=1, progress=False,
+                              concepts=[{"token": "<b>", "images": concept_images(1)}], output_dir=tmp_path / "ti")  # fmt: skip
