@@ -230,10 +230,15 @@ def train_concept(pipe, images, run: ConceptRun, method: str, install: Callable[
         The artifact folder, with the method's files and `studio_artifact.json`.
 
     Raises:
-        ValueError: no usable images, two concepts with one token.
+        ValueError: no usable images (or none given for a concept), two concepts with one token.
     """
     named = run.named_concepts()
     check_distinct_tokens([token for token, _ in named])
+    for concept in run.concepts:
+        if concept.images is None:
+            raise ValueError(
+                f"concept {concept.token!r} has no images; give Concept(token, images, class_word)"
+            )
     size = pipeline_resolution(pipe)
     pixels = [
         images_to_tensor(load_images(source, size)) for source in [images, *(c.images for c in run.concepts)]

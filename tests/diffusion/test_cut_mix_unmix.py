@@ -175,9 +175,23 @@ def test_off_by_default_and_refused_with_one_concept(tiny_pipe, tmp_path, monkey
     assert diffusion.read_artifact(art).hyperparameters["cut_mix_unmix"] is False
     with pytest.raises(ValueError, match="names two concepts"):
         _two_concepts(tiny_pipe, tmp_path / "twice", concepts=[Concept("<a>", concept_images(1))])
+    with pytest.raises(ValueError, match="concept '<b>' has no images"):
+        _two_concepts(tiny_pipe, tmp_path / "none", concepts=[{"token": "<b>"}])
 
 
 def test_a_one_concept_method_refuses_more_concepts(tiny_pipe, tmp_path):
     with pytest.raises(ValueError, match="textual_inversion learns one concept per run, got 2"):
         diffusion.personalize(tiny_pipe, concept_images(1), token="<a>", steps=1, progress=False,
                               concepts=[{"token": "<b>", "images": concept_images(1)}], output_dir=tmp_path / "ti")  # fmt: skip
+
+
+def test_cut_mix_unmix_on_sdxl(tiny_sdxl, tmp_path):
+    """Two text encoders, one word position: the SDXL run trains the shifts and leaves no hook behind."""
+    art = diffusion.personalize(
+        tiny_sdxl, concept_images(2, seed=1), method="svdiff", token="<a>", class_word="circle",
+        concepts=[Concept("<b>", concept_images(2, seed=2), "square")], steps=2, batch_size=2, lr=0.5,
+        cut_mix_unmix=True, cut_mix_probability=1.0, output_dir=tmp_path / "xl", progress=False,
+    )  # fmt: skip
+    shifts = load_file(art / "unet" / "adapter_model.safetensors")
+    assert any(v.abs().sum() > 0 for k, v in shifts.items() if "attn2.to_k" in k)
+    assert not any(m._forward_pre_hooks for m in tiny_sdxl.unet.modules())
