@@ -69,18 +69,25 @@ class ConceptDataset(Dataset):
         concept, entry = self._locate(index)
         latents, prompts = self.latents[concept].sample(entry), self.prompts[concept]
         if self.mix is not None and len(self.latents) > 1 and float(torch.rand(())) < self.mix.probability:
-            other = int(torch.randint(len(self.latents) - 1, ()))
-            other += other >= concept
-            drawn = self.latents[other].sample(int(torch.randint(len(self.latents[other]), ())))
-            pair, images = ((concept, other), (latents, drawn))
-            if float(torch.rand(())) < 0.5:
-                pair, images = pair[::-1], images[::-1]
-            latents, prompts = cut_mix(*images), self.mix_prompts[pair]
-        item = {"latents": latents, "prompt": prompts[int(torch.randint(len(prompts), ()))]}
+            latents, prompts = self._collage(concept, latents)
+        item = {"latents": latents, "prompt": _pick(prompts)}
         if self.class_latents is not None:
             cache = self.class_latents[concept]
-            item["class_latents"] = cache.sample(int(torch.randint(len(cache), ())))
-            item["class_prompt"] = self.class_prompts[concept][
-                int(torch.randint(len(self.class_prompts[concept]), ()))
-            ]
+            item["class_latents"] = cache.sample(_pick(range(len(cache))))
+            item["class_prompt"] = _pick(self.class_prompts[concept])
         return item
+
+    def _collage(self, concept: int, latents: torch.Tensor) -> tuple[torch.Tensor, range]:
+        """`latents` beside a draw of another concept, on a random side, and the prompts of that pair."""
+        other = _pick(range(len(self.latents) - 1))
+        other += 1 if other >= concept else 0
+        drawn = self.latents[other].sample(_pick(range(len(self.latents[other]))))
+        pair, halves = (concept, other), (latents, drawn)
+        if float(torch.rand(())) < 0.5:
+            pair, halves = pair[::-1], halves[::-1]
+        return cut_mix(*halves), self.mix_prompts[pair]
+
+
+def _pick(choices: range) -> int:
+    """One of `choices`, drawn with the global RNG."""
+    return choices[int(torch.randint(len(choices), ()))]
