@@ -8,7 +8,8 @@ of the squared attention probabilities over those (layer, head, position, word) 
 
 The maps are computed again beside the layer's own attention (from the layer's own query and key projections,
 so the gradient reaches what trains), which leaves the denoising path exactly as without Unmix, whatever
-attention processor the pipeline uses.
+attention processor the pipeline uses. They are computed after the UNet call from the layers' recorded inputs,
+outside the blocks that gradient checkpointing recomputes (whose recomputation must repeat the forward exactly).
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ def unmix_penalty(probs: torch.Tensor, sides: torch.Tensor, height: int, width: 
 
 
 class UnmixAttention:
-    """Watches every cross-attention layer of a UNet and, inside `watch`, collects each layer's Unmix penalty.
+    """Watches every cross-attention layer of a UNet: inside `watch`, records each call's inputs, from which
+    `penalty` computes the Unmix penalty.
 
     Args:
         unet: the UNet (its cross-attention layers are diffusers `Attention` modules with
@@ -55,9 +57,10 @@ class UnmixAttention:
     def __init__(self, unet: nn.Module) -> None:
         layers = [m for m in unet.modules() if getattr(m, "is_cross_attention", False)]
         self._handles = [m.register_forward_pre_hook(self._hook, with_kwargs=True) for m in layers]
-        self._sides: torch.Tensor | None = None
-        self._latent_size = (0, 0)
-        self._penalties: list[torch.Tensor] = []
+        self._watching = False
+        self._sides = torch.zeros(0, 0, dtype=torch.long)
+        self._latent_size = (1, 1)
+        self._inputs: list[tuple[nn.Module, torch.Tensor, torch.Tensor]] = []
 
     def remove(self) -> None:
         """Take the hooks out of the UNet."""
@@ -67,30 +70,32 @@ class UnmixAttention:
 
     @contextlib.contextmanager
     def watch(self, sides: torch.Tensor, latent_size: tuple[int, int]) -> Iterator[None]:
-        """Collect penalties during the UNet calls inside this block (and only then: not in previews, nor in
-        the recomputation of gradient checkpointing).
+        """Record the cross-attention calls inside this block (and only those: not previews, nor the
+        recomputation of gradient checkpointing), forgetting the previous block's.
 
         Args:
             sides: `[B, L]` word sides of the batch's prompts (`diffusion.concept.cutmix.subject_sides`).
             latent_size: `(h, w)` of the UNet's input latents.
         """
-        self._sides, self._latent_size, self._penalties = sides, latent_size, []
+        self._sides, self._latent_size, self._inputs = sides, latent_size, []
+        self._watching = True
         try:
             yield
         finally:
-            self._sides = None
+            self._watching = False
 
     def penalty(self) -> torch.Tensor:
-        """The mean penalty over the layers of the last `watch` block (0 when none was collected)."""
-        if not self._penalties:
+        """The mean Unmix penalty over the cross-attention calls of the last `watch` block (0 if none)."""
+        if not self._inputs:
             return torch.zeros(())
-        return torch.stack(self._penalties).mean()
+        return torch.stack([self._layer_penalty(*inputs) for inputs in self._inputs]).mean()
 
     def _hook(self, attn: nn.Module, args: tuple, kwargs: dict) -> None:
         context = kwargs.get("encoder_hidden_states", args[1] if len(args) > 1 else None)
-        if self._sides is None or context is None:
-            return
-        hidden = args[0] if args else kwargs["hidden_states"]
+        if self._watching and context is not None:
+            self._inputs.append((attn, args[0] if args else kwargs["hidden_states"], context))
+
+    def _layer_penalty(self, attn: nn.Module, hidden: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         if attn.norm_cross:
             context = attn.norm_encoder_hidden_states(context)
         query = attn.head_to_batch_dim(attn.to_q(hidden))
@@ -100,6 +105,4 @@ class UnmixAttention:
         h0, w0 = self._latent_size
         height = round(math.sqrt(positions * h0 / w0))
         probs = probs.view(batch, -1, positions, probs.shape[-1])
-        self._penalties.append(
-            unmix_penalty(probs, self._sides.to(probs.device), height, positions // height)
-        )
+        return unmix_penalty(probs, self._sides.to(probs.device), height, positions // height)

@@ -108,17 +108,27 @@ def test_the_penalty_reaches_the_spectral_shifts_only_inside_watch(tiny_pipe):
         context = tiny_pipe.text_encoder(ids)[0]
     attention = UnmixAttention(unet)
     x = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
-    with attention.watch(sides, (8, 8)):
-        unet(x, torch.tensor([500]), encoder_hidden_states=context)
-    penalty = attention.penalty()
+
+    def penalty_and_grads():
+        unet.zero_grad(set_to_none=True)
+        with attention.watch(sides, (8, 8)):
+            unet(x, torch.tensor([500]), encoder_hidden_states=context)
+        penalty = attention.penalty()
+        penalty.backward()
+        return penalty, {n: p.grad for n, p in unet.named_parameters() if p.grad is not None}
+
+    penalty, grads = penalty_and_grads()
     assert penalty.item() > 0
-    penalty.backward()
-    grads = {n: p.grad for n, p in unet.named_parameters() if p.grad is not None}
     assert grads and all(n.endswith(".delta") for n in grads)
     assert any("attn2.to_k" in n and g.abs().sum() > 0 for n, g in grads.items())
     other = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(1))
-    unet(other, torch.tensor([900]), encoder_hidden_states=context)  # outside `watch`: nothing collected
+    unet(other, torch.tensor([900]), encoder_hidden_states=context)  # outside `watch`: nothing recorded
     assert attention.penalty().item() == penalty.item()
+    # Gradient checkpointing recomputes the blocks in backward: the same penalty and gradients, no mismatch.
+    unet.train().enable_gradient_checkpointing()
+    again, checkpointed = penalty_and_grads()
+    assert again.item() == penalty.item() and checkpointed.keys() == grads.keys()
+    assert all(torch.allclose(checkpointed[n], g, atol=1e-7) for n, g in grads.items())
     attention.remove()
     assert not any(m._forward_pre_hooks for m in unet.modules())
 
