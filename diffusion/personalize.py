@@ -45,7 +45,8 @@ def personalize(
         config: the method's config, or a dict of its fields (None: the defaults).
         run: the shared run options (`diffusion.concept.ConceptRun`); None: the defaults.
         **options: `ConceptRun` fields (`steps`, `batch_size`, `output_dir`, `resume`, `prior_preservation`,
-            `preview_every`, `seed`, ...) and fields of the method's config (`lr`, `num_vectors`, `lr_norm`,
+            `preview_every`, `seed`, `concepts` (more concepts learnt jointly, each a `diffusion.concept.Concept`
+            with its own token), ...) and fields of the method's config (`lr`, `num_vectors`, `lr_norm`,
             `train_text_encoder`, `scale`, ...), which override `config`'s.
 
     Returns:

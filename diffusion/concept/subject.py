@@ -13,7 +13,8 @@ from studio.core import AdapterConfig, inject
 
 from ..architecture import architecture_of
 from ..artifacts import base_model_of
-from .data import SUBJECT_TEMPLATES, fill
+from .cutmix import CutMixUnmix
+from .data import SUBJECT_TEMPLATES
 from .run import ConceptPlan, ConceptRun, train_concept
 
 DEFAULT_TOKEN = "<concept>"
@@ -28,6 +29,7 @@ def train_subject(
     *,
     text_config: AdapterConfig | None = None,
     param_groups: Callable[[Any], list[dict]] | None = None,
+    cut_mix: CutMixUnmix | None = None,
 ) -> Path:
     """Inject `config` into the UNet (and `text_config` into every text encoder), train on the subject prompts,
     and save with `save`; the pipeline is left as it was.
@@ -40,6 +42,7 @@ def train_subject(
         save: `(pipe, folder, base_model) -> ...` writing the method's files.
         text_config: the config injected into the text encoders, or None to keep it frozen.
         param_groups: optimizer groups `(model) -> list of dicts` (None: one group at `config.lr`).
+        cut_mix: Cut-Mix-Unmix settings for a run of two or more concepts (`run.concepts`), or None.
 
     Returns:
         The artifact folder.
@@ -57,16 +60,17 @@ def train_subject(
                 inject(encoder, text_config)
             else:
                 encoder.requires_grad_(False)
-        subject = f"{run.token} {run.class_word}" if run.class_word else run.token
         return ConceptPlan(
             tokenizers=arch.tokenizers(pipe),
-            prompts=fill(run.prompt_templates or SUBJECT_TEMPLATES, subject),
+            templates=run.prompt_templates or SUBJECT_TEMPLATES,
+            subjects=[f"{token} {word}" if word else token for token, word in run.named_concepts()],
             live_text=live_text,
             live_class_text=live_text,  # only text-encoder adapters change the class prompts' embeddings
             lr=config.lr,
             hyperparameters=config.to_dict(),
             save=lambda folder: save(pipe, folder, base),
             param_groups=param_groups,
+            cut_mix=cut_mix,
         )
 
     return train_concept(pipe, images, run, config.method, install)

@@ -5,7 +5,7 @@ from studio.core import register_method
 from ..artifacts import ArtifactSpec
 from ..textual_inversion import LOADS_WITH as TOKEN_LOADS_WITH
 from .config import CustomDiffusionConfig
-from .format import WEIGHTS_FILE, read_custom_diffusion, save_custom_diffusion
+from .format import WEIGHTS_FILE, modifier_file, read_custom_diffusion, save_custom_diffusion
 from .layer import TrainedCopy
 from .model import apply_custom_diffusion, projections
 from .sampling import custom_diffusion_applied, is_custom_diffusion_folder
@@ -19,8 +19,8 @@ register_method(
     train=train_custom_diffusion,
     spec=ArtifactSpec(
         recognize=is_custom_diffusion_folder,
-        loads_with=f"pipe.unet.load_attn_procs(folder, weight_name='{WEIGHTS_FILE}', _pipeline=pipe), then the "
-        f"modifier token: {TOKEN_LOADS_WITH}",
+        loads_with=f"pipe.unet.load_attn_procs(folder, weight_name='{WEIGHTS_FILE}', _pipeline=pipe), then each "
+        f"modifier token (more tokens: weight_name='learned_embeds-2.safetensors', ...): {TOKEN_LOADS_WITH}",
         applied=custom_diffusion_applied,
         changes_layers=True,
     ),
@@ -34,6 +34,7 @@ __all__ = [
     "apply_custom_diffusion",
     "custom_diffusion_applied",
     "is_custom_diffusion_folder",
+    "modifier_file",
     "projections",
     "read_custom_diffusion",
     "save_custom_diffusion",

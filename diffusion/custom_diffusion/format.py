@@ -16,6 +16,7 @@ from torch import nn
 
 from studio.core import adapter_layers, read_tensors, save_tensors
 
+from ..textual_inversion import EMBEDDINGS_FILE
 from .layer import TrainedCopy
 
 WEIGHTS_FILE = "pytorch_custom_diffusion_weights.safetensors"
@@ -25,6 +26,13 @@ PROCESSOR_KEYS = {"to_k": "to_k_custom_diffusion.weight", "to_v": "to_v_custom_d
 OUT_BIAS = "to_out_custom_diffusion.0.bias"
 """The stock processor's trained output projection has a bias, which the loader requires; ours trains the weight
 only, so the file carries the base layer's bias there."""
+
+
+def modifier_file(index: int) -> str:
+    """The file of the `index`-th modifier token's embedding in an artifact: `learned_embeds.safetensors` for the
+    first (so `pipe.load_textual_inversion(folder)` finds it), `learned_embeds-<index + 1>.safetensors` after
+    (`pipe.load_textual_inversion(folder, weight_name=...)`), each in Textual Inversion's format."""
+    return EMBEDDINGS_FILE if index == 0 else f"learned_embeds-{index + 1}.safetensors"
 
 
 def save_custom_diffusion(

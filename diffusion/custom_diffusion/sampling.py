@@ -4,6 +4,7 @@ projections injected into the UNet, both taken out again afterwards."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -15,12 +16,13 @@ from ..artifacts import ArtifactInfo
 from ..textual_inversion import EMBEDDINGS_FILE, textual_inversions_loaded
 from ..unload import remove_adapter, requires_grad_flags
 from .config import CustomDiffusionConfig
-from .format import WEIGHTS_FILE, read_custom_diffusion
+from .format import WEIGHTS_FILE, modifier_file, read_custom_diffusion
 
 
 @contextlib.contextmanager
 def custom_diffusion_applied(pipe, infos: Sequence[ArtifactInfo]) -> Iterator[None]:
-    """Apply the one Custom Diffusion artifact of a `generate` call, then restore the pipeline exactly.
+    """Apply the one Custom Diffusion artifact of a `generate` call (every modifier token it holds), then
+    restore the pipeline exactly.
 
     Raises:
         ValueError: an artifact made for another UNet.
@@ -30,8 +32,9 @@ def custom_diffusion_applied(pipe, infos: Sequence[ArtifactInfo]) -> Iterator[No
     config = CustomDiffusionConfig(train_q_out=any(n.endswith(("to_q", "to_out.0")) for n in weights))
     flags = requires_grad_flags(pipe.unet)
     with contextlib.ExitStack() as stack:
-        if (Path(info.path) / EMBEDDINGS_FILE).is_file():
-            stack.enter_context(textual_inversions_loaded(pipe, [info]))
+        modifiers = modifier_infos(info)
+        if modifiers:
+            stack.enter_context(textual_inversions_loaded(pipe, modifiers))
         inject(pipe.unet, config)
         stack.callback(remove_adapter, pipe.unet, flags)
         modules = dict(pipe.unet.named_modules())
@@ -40,6 +43,18 @@ def custom_diffusion_applied(pipe, infos: Sequence[ArtifactInfo]) -> Iterator[No
                 modules[name].weight_copy.copy_(weight)
         pipe.unet.eval()
         yield
+
+
+def modifier_infos(info: ArtifactInfo) -> list[ArtifactInfo]:
+    """One Textual Inversion artifact per modifier token of a Custom Diffusion artifact (its first token's,
+    then those of the run's further concepts, each with its own file)."""
+    if not (Path(info.path) / EMBEDDINGS_FILE).is_file():
+        return []
+    more = [
+        dataclasses.replace(info, path=Path(info.path) / modifier_file(i), extra={"token": concept["token"]})
+        for i, concept in enumerate(info.extra.get("concepts", ()), start=1)
+    ]
+    return [info, *more]
 
 
 def is_custom_diffusion_folder(path: Path) -> bool:

@@ -9,16 +9,15 @@ from typing import Any
 from studio.core import inject
 
 from ..architecture import architecture_of
-from ..concept import SUBJECT_TEMPLATES, ConceptPlan, ConceptRun, concept_run, fill, train_concept
+from ..concept import SUBJECT_TEMPLATES, ConceptPlan, ConceptRun, concept_run, train_concept
 from ..textual_inversion import (
     TextualInversionConfig,
     add_concept_to_pipeline,
     check_new_token,
-    expand_prompt,
     save_embeddings,
 )
 from .config import CustomDiffusionConfig
-from .format import save_custom_diffusion
+from .format import modifier_file, save_custom_diffusion
 
 DEFAULT_MODIFIER = "<new1>"
 """The modifier token `V*` when the run names none (the authors' and diffusers' name)."""
@@ -39,17 +38,22 @@ def train_custom_diffusion(
     is a new modifier embedding, trained with the cross-attention key/value projections; the pipeline itself
     is left unchanged.
 
+    Several concepts (`concepts=`) train jointly, one modifier token each, as the authors' joint multi-concept
+    training: one set of projections for all of them.
+
     Args:
         pipe: a Stable-Diffusion-format pipeline (`diffusion.load_pipeline`).
-        images: the concept's images: a folder, paths, PIL images.
+        images: the (first) concept's images: a folder, paths, PIL images.
         config: a `CustomDiffusionConfig` or a dict of its fields (None: the defaults).
-        run: the run's options (`diffusion.concept.ConceptRun`); None: the defaults. The token starts from the
-            class word's embedding.
-        **options: `ConceptRun` fields overriding `run`'s (e.g. `token=`, `class_word=`, `steps=`).
+        run: the run's options (`diffusion.concept.ConceptRun`); None: the defaults. Each token starts from
+            its concept's class word's embedding.
+        **options: `ConceptRun` fields overriding `run`'s (e.g. `token=`, `class_word=`, `steps=`,
+            `concepts=[Concept(token, images, class_word), ...]`).
 
     Returns:
-        The artifact folder: `pytorch_custom_diffusion_weights.safetensors`, the token's
-        `learned_embeds.safetensors` and `studio_artifact.json`.
+        The artifact folder: `pytorch_custom_diffusion_weights.safetensors`, each token's embedding
+        (`learned_embeds.safetensors`, then `learned_embeds-2.safetensors`, ... for more concepts; see
+        `modifier_file`) and `studio_artifact.json`.
 
     Raises:
         ValueError: an unknown option, a bad value, no usable images, a token already in the vocabulary.
@@ -58,33 +62,31 @@ def train_custom_diffusion(
     run = concept_run(run, options)
     if run.token is None:
         run = dataclasses.replace(run, token=DEFAULT_MODIFIER)
-    modifier = TextualInversionConfig(token=run.token, init_token=run.class_word or "")
-    check_new_token(pipe.tokenizer, modifier)  # before the slow steps (class images, latents)
+    named = run.named_concepts()
+    modifiers = [TextualInversionConfig(token=token, init_token=word or "") for token, word in named]
+    for modifier in modifiers:
+        check_new_token(pipe.tokenizer, modifier)  # before the slow steps (class images, latents)
     lr = config.lr if config.lr is not None else LR_PER_IMAGE * run.batch_size * run.grad_accum_steps
 
     def install(pipe) -> ConceptPlan:
-        tokenizers, layers = add_concept_to_pipeline(pipe, modifier)
+        tokenizers, layers = add_concept_to_pipeline(pipe, modifiers)
         keys = [slot.key for slot in architecture_of(pipe).slots]
         inject(pipe.unet, config)
-        subject = f"{run.token} {run.class_word}" if run.class_word else run.token
-        prompts = [
-            expand_prompt(p, modifier) for p in fill(run.prompt_templates or SUBJECT_TEMPLATES, subject)
-        ]
 
         def save(folder: Path) -> None:
             save_custom_diffusion(pipe.unet, folder)
-            save_embeddings(
-                folder, run.token, {k: r.new_embeddings for k, r in zip(keys, layers, strict=True)}
-            )
+            for i, modifier in enumerate(modifiers):
+                rows = {k: layer.new_embeddings[i : i + 1] for k, layer in zip(keys, layers, strict=True)}
+                save_embeddings(folder, modifier.token, rows, modifier_file(i))
 
         return ConceptPlan(
             tokenizers=tokenizers,
-            prompts=prompts,
-            live_text=True,  # the modifier's embedding trains
+            templates=run.prompt_templates or SUBJECT_TEMPLATES,
+            subjects=[f"{token} {word}" if word else token for token, word in named],
+            live_text=True,  # the modifiers' embeddings train
             lr=lr,
             hyperparameters=config.to_dict(),
             save=save,
-            preview_prompt=lambda prompt: expand_prompt(prompt, modifier),
         )
 
     return train_concept(pipe, images, run, config.method, install)

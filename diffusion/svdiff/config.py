@@ -34,9 +34,24 @@ class SVDiffConfig(AdapterConfig):
     train_text_encoder: bool = hfield(
         False, "Also shift the text encoder's weights (same targets rule: every Linear, plus norms)."
     )
+    cut_mix_unmix: bool = hfield(
+        False,
+        "Cut-Mix-Unmix for two or more concepts in one run: also train on side-by-side collages of two "
+        "concepts prompted 'a <A> on the left and a <B> on the right', and penalize each one's cross-attention "
+        "in the other's half.",
+    )
+    cut_mix_probability: float = hfield(
+        0.5, "With cut_mix_unmix: chance that a training sample is a two-concept collage."
+    )
+    unmix_weight: float = hfield(
+        1.0, "With cut_mix_unmix: weight of the Unmix attention penalty in the loss (0: Cut-Mix alone)."
+    )
 
     def validate(self) -> None:
-        """Reject a negative scale and a learning rate <= 0."""
+        """Reject a negative scale, a learning rate <= 0, a collage probability outside [0, 1] and a negative
+        Unmix weight."""
         check_range("scale", self.scale, 0.0)
+        check_range("cut_mix_probability", self.cut_mix_probability, 0.0, 1.0)
+        check_number("unmix_weight", self.unmix_weight, allow_zero=True)
         check_number("lr", self.lr)
         check_number("lr_norm", self.lr_norm)

@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -75,41 +77,51 @@ def initial_embedding(tokenizer, table: torch.Tensor, init_token: str, generator
     return table[torch.tensor(ids)].float().mean(0)
 
 
-def add_concept(tokenizer, text_encoder: nn.Module, config: TextualInversionConfig):
-    """Prepare a text encoder for training a new concept: freeze it and add trainable rows for the tokens.
+def add_concept(
+    tokenizer, text_encoder: nn.Module, config: TextualInversionConfig | Sequence[TextualInversionConfig]
+):
+    """Prepare a text encoder for training a new concept (or several): freeze it and add trainable rows for the
+    tokens.
 
     The pipeline's tokenizer is left alone: the tokens are added to a copy, which is returned.
 
     Args:
         tokenizer: the pipeline's tokenizer.
         text_encoder: the pipeline's text encoder (changed in place; undo with `diffusion.unload.remove_adapter`).
-        config: the concept.
+        config: the concept, or several: their rows follow one another in the order given.
 
     Returns:
         `(tokenizer_with_tokens, layer)`: the tokenizer copy and the `ConceptEmbedding` holding the rows.
 
     Raises:
-        ValueError: if the token is already in the vocabulary, or the text encoder carries another adapter.
+        ValueError: if a token is already in the vocabulary, or the text encoder carries another adapter.
     """
-    check_new_token(tokenizer, config)
+    configs = [config] if isinstance(config, TextualInversionConfig) else list(config)
+    for one in configs:
+        check_new_token(tokenizer, one)
     tokenizer = copy.deepcopy(tokenizer)
     table = text_encoder.get_input_embeddings().weight.detach()
-    init = initial_embedding(tokenizer, table, config.init_token)
-    tokenizer.add_tokens(config.token_names())
-    inject(text_encoder, config)
+    inits = [
+        initial_embedding(tokenizer, table, one.init_token).expand(one.num_vectors, -1) for one in configs
+    ]
+    names = [name for one in configs for name in one.token_names()]
+    tokenizer.add_tokens(names)
+    inject(text_encoder, dataclasses.replace(configs[0], num_vectors=len(names)))
     layer = text_encoder.get_input_embeddings()
-    layer.first_id = tokenizer.convert_tokens_to_ids(config.token)
+    layer.first_id = tokenizer.convert_tokens_to_ids(names[0])
     with torch.no_grad():
-        layer.new_embeddings.copy_(init.expand_as(layer.new_embeddings))
+        layer.new_embeddings.copy_(torch.cat(inits))
     return tokenizer, layer
 
 
-def add_concept_to_pipeline(pipe, config: TextualInversionConfig) -> tuple[list, list[ConceptEmbedding]]:
+def add_concept_to_pipeline(
+    pipe, config: TextualInversionConfig | Sequence[TextualInversionConfig]
+) -> tuple[list, list[ConceptEmbedding]]:
     """`add_concept` on each of the pipeline's text encoders (one on SD 1.x/2.x, two on SDXL).
 
     Args:
         pipe: the pipeline; its text encoders are changed in place, its tokenizers left alone.
-        config: the concept.
+        config: the concept, or several.
 
     Returns:
         `(tokenizers, layers)`: per text encoder, the tokenizer copy with the tokens and the trainable rows.
@@ -136,7 +148,10 @@ def concept_layer(text_encoder: nn.Module) -> ConceptEmbedding:
 
 
 def save_embeddings(
-    folder: str | os.PathLike, token: str, embeddings: torch.Tensor | dict[str, torch.Tensor]
+    folder: str | os.PathLike,
+    token: str,
+    embeddings: torch.Tensor | dict[str, torch.Tensor],
+    file_name: str = EMBEDDINGS_FILE,
 ) -> Path:
     """Write `folder/learned_embeds.safetensors`: `{token: [n_vectors, dim]}` (diffusers' format) for one text
     encoder, `{"clip_l": ..., "clip_g": ...}` (the format SDXL embeddings are shared in) for two.
@@ -146,6 +161,7 @@ def save_embeddings(
         token: the placeholder token.
         embeddings: `[n_vectors, dim]`, or one such tensor per text encoder by its key
             (`diffusion.architecture.TextSlot.key`).
+        file_name: the file's name in `folder` (stock loading: `load_textual_inversion(folder, weight_name=...)`).
 
     Returns:
         The file written.
@@ -154,7 +170,7 @@ def save_embeddings(
         embeddings = {token: embeddings}
     elif len(embeddings) == 1:
         embeddings = {token: next(iter(embeddings.values()))}
-    path = Path(folder) / EMBEDDINGS_FILE
+    path = Path(folder) / file_name
     save_tensors(path, {k: v.detach().float().reshape(-1, v.shape[-1]) for k, v in embeddings.items()})
     return path
 

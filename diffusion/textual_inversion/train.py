@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..architecture import architecture_of
-from ..concept import ConceptPlan, ConceptRun, concept_run, fill, train_concept
+from ..concept import ConceptPlan, ConceptRun, concept_run, train_concept
 from .config import TextualInversionConfig
 from .model import add_concept_to_pipeline, check_new_token, expand_prompt, save_embeddings
 
@@ -65,11 +65,11 @@ def train_textual_inversion(
     def install(pipe) -> ConceptPlan:
         tokenizers, layers = add_concept_to_pipeline(pipe, config)
         pipe.unet.requires_grad_(False)
-        prompts = [expand_prompt(p, config) for p in fill(run.prompt_templates or TI_TEMPLATES, config.token)]
         keys = [slot.key for slot in architecture_of(pipe).slots]
         return ConceptPlan(
             tokenizers=tokenizers,
-            prompts=prompts,
+            templates=run.prompt_templates or TI_TEMPLATES,
+            subjects=[expand_prompt(config.token, config)],
             live_text=True,
             lr=lr,
             hyperparameters={**config.to_dict(), "token_names": config.token_names()},

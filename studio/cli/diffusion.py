@@ -41,6 +41,7 @@ def _personalize(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         prior_preservation=args.prior_preservation,
         class_images=args.class_images,
+        concepts=[{"token": t, "class_word": w or None, "images": i} for t, w, i in args.concept],
         **run,
     )
     print(f"artifact: {art}")
@@ -198,6 +199,15 @@ def add_parser(domains: argparse._SubParsersAction) -> argparse._SubParsersActio
         default=None,
         help="the concept's class, e.g. cat (in the prompts or as the starting word, by method); needed for "
         "--prior-preservation",
+    )
+    fit.add_argument(
+        "--concept",
+        nargs=3,
+        action="append",
+        default=[],
+        metavar=("TOKEN", "CLASS_WORD", "IMAGES"),
+        help="one more concept learnt in the same run, with its own token (repeatable; CLASS_WORD may be ''): "
+        "svdiff, lora, difffit and custom_diffusion train several concepts jointly",
     )
     fit.add_argument("--steps", type=int, default=500)
     fit.add_argument("--batch-size", type=int, default=4)

@@ -2,6 +2,7 @@
 
 from PIL import Image
 
+from diffusion.artifacts import read_artifact
 from studio.cli import main
 from tests.diffusion.tiny import concept_images
 
@@ -24,3 +25,26 @@ def test_personalize_then_generate_from_the_shell(tiny_sd_dir, tmp_path, capsys)
     code = main(["diffusion", "generate", "--model", str(tiny_sd_dir), "--prompt", "a", "--adapter",
                  str(images), "--steps", "1", "--out", str(tmp_path / "bad")])  # fmt: skip
     assert code == 2 and "not a known artifact" in capsys.readouterr().err
+
+
+def test_several_concepts_and_cut_mix_unmix_from_the_shell(tiny_sd_dir, tmp_path, capsys):
+    folders = []
+    for seed in (1, 2):
+        folders.append(tmp_path / f"images{seed}")
+        folders[-1].mkdir()
+        for i, image in enumerate(concept_images(2, seed=seed)):
+            image.save(folders[-1] / f"{i}.png")
+    base = ["diffusion", "personalize", "--model", str(tiny_sd_dir), "--method", "svdiff", "--images",
+            str(folders[0]), "--token", "<a>", "--class-word", "circle", "--steps", "1", "--batch-size", "2"]  # fmt: skip
+    art = tmp_path / "art"
+    code = main([*base, "--concept", "<b>", "square", str(folders[1]), "--set", "cut_mix_unmix=true",
+                 "--set", "cut_mix_probability=1", "--out", str(art)])  # fmt: skip
+    assert code == 0
+    info = read_artifact(art)
+    assert info.hyperparameters["cut_mix_unmix"] is True
+    assert info.extra["concepts"] == [{"token": "<b>", "class_word": "square"}]
+    capsys.readouterr()
+    code = main([*base, "--set", "cut_mix_unmix=true", "--out", str(tmp_path / "one")])
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("studio: error:")]
+    assert code == 2 and len(errors) == 1 and "cut_mix_unmix needs two or more concepts" in errors[0]
+    assert "--concept TOKEN CLASS_WORD IMAGES" in errors[0]

@@ -10,12 +10,13 @@ from safetensors.torch import load_file, save_file
 
 import diffusion
 from diffusion.artifacts import read_artifact
+from diffusion.concept import Concept
 from diffusion.custom_diffusion import WEIGHTS_FILE, CustomDiffusionConfig, TrainedCopy, save_custom_diffusion
 from diffusion.textual_inversion import save_embeddings
 from diffusion.unload import remove_adapter, requires_grad_flags
 from studio.core import adapter_layers, inject, merge, unmerge
 from tests.diffusion.test_lora import _unet_out
-from tests.diffusion.tiny import sample
+from tests.diffusion.tiny import concept_images, sample
 
 TOKEN = "<v1>"
 
@@ -87,3 +88,32 @@ def test_an_artifact_for_another_unet_is_refused(tiny_pipe, tmp_path):
     with pytest.raises(ValueError, match="does not fit this UNet"):
         diffusion.generate(tiny_pipe, "a circle", adapters=[tmp_path / "cd"], num_inference_steps=1)
     assert not adapter_layers(tiny_pipe.unet)
+
+
+def test_two_concepts_learn_both_tokens_and_load_in_stock_diffusers(tiny_pipe, tiny_sd_dir, tmp_path):
+    """Joint training of two concepts: both modifier tokens learn, and stock diffusers, given the K/V file and
+    each token's file, samples the very images `generate` does."""
+    art = diffusion.personalize(
+        tiny_pipe, concept_images(2, seed=1), method="custom_diffusion", token="<v1>", class_word="circle",
+        concepts=[Concept("<v2>", concept_images(2, seed=2), "square")], steps=2, batch_size=2, lr=0.05,
+        output_dir=tmp_path / "cd2", progress=False,
+    )  # fmt: skip
+    table = tiny_pipe.text_encoder.get_input_embeddings().weight
+    for token, word, name in (("<v1>", "circle", "learned_embeds.safetensors"),
+                              ("<v2>", "square", "learned_embeds-2.safetensors")):  # fmt: skip
+        ((key, learned),) = load_file(art / name).items()
+        start = table[tiny_pipe.tokenizer(word, add_special_tokens=False).input_ids].mean(0)
+        assert key == token and (learned[0] - start).abs().max() > 1e-3  # moved off its class word
+    prompt = "a <v1> circle and a <v2> square"
+    stock = StableDiffusionPipeline.from_pretrained(
+        tiny_sd_dir, safety_checker=None, requires_safety_checker=False
+    )
+    stock.set_progress_bar_config(disable=True)
+    stock.unet.load_attn_procs(art, weight_name=WEIGHTS_FILE, _pipeline=stock)
+    stock.load_textual_inversion(art)
+    stock.load_textual_inversion(art, weight_name="learned_embeds-2.safetensors")
+    theirs = sample(stock, prompt)
+    (ours,) = diffusion.generate(tiny_pipe, prompt, adapters=[art], num_inference_steps=2, guidance_scale=4.0,
+                                 seed=0, output_type="np")  # fmt: skip
+    np.testing.assert_allclose(ours, theirs[0], atol=1e-5)
+    assert not {"<v1>", "<v2>"} & set(tiny_pipe.tokenizer.get_vocab())

@@ -59,6 +59,14 @@ def run_personalize(studio, ctx) -> Path | None:
         class_word=p["class_word"] or None,
         steps=int(p["steps"]),
         preview_prompt=PREVIEW_PROMPT.format(token=p["token"]),
+        concepts=[
+            {
+                "token": c["token"],
+                "class_word": c["class_word"] or None,
+                "images": list_images(studio.workspace.inside(c["data"])),
+            }
+            for c in p.get("concepts", [])
+        ],  # fmt: skip
         **p.get("options", {}),
         **_training_extras(ctx),
     )

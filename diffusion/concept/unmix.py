@@ -1,0 +1,108 @@
+"""Unmix, the regularization half of SVDiff's Cut-Mix-Unmix (Han et al., 2023, §3.2): on a Cut-Mix sample, the
+cross-attention of each subject's words should not reach the other subject's half of the image.
+
+The paper penalizes, with an MSE, the cross-attention maps of each subject's tokens in the region of the other
+subject. Here: every cross-attention layer of the UNet (the paper's text leaves the choice of layers open; all of
+them is the plain reading), the subject's words being its token and class word ("[V1] dog"), the penalty the mean
+of the squared attention probabilities over those (layer, head, position, word) entries, averaged over layers.
+
+The maps are computed again beside the layer's own attention (from the layer's own query and key projections,
+so the gradient reaches what trains), which leaves the denoising path exactly as without Unmix, whatever
+attention processor the pipeline uses. They are computed after the UNet call from the layers' recorded inputs,
+outside the blocks that gradient checkpointing recomputes (whose recomputation must repeat the forward exactly).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from .cutmix import LEFT, RIGHT
+
+
+def unmix_penalty(probs: torch.Tensor, sides: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Mean squared attention of each subject's words over the other subject's half of the image.
+
+    Args:
+        probs: attention probabilities `[B, heads, height * width, L]` (row-major positions).
+        sides: `[B, L]`: `LEFT` / `RIGHT` at the words of the subject on that side, anything else elsewhere.
+        height, width: the layer's spatial size; the left subject fills columns `[0, width // 2)`.
+
+    Returns:
+        A scalar, 0 when no sample holds a subject's word.
+    """
+    right_half = (torch.arange(width, device=probs.device) >= width // 2).repeat(height)  # [h * w]
+    wrong = ((sides == LEFT)[:, None, :] & right_half[None, :, None]) | (
+        (sides == RIGHT)[:, None, :] & ~right_half[None, :, None]
+    )  # [B, h * w, L]: a subject's word at a position in the other subject's half
+    count = int(wrong.sum()) * probs.shape[1]
+    if count == 0:
+        return probs.new_zeros(())
+    return (probs.float().square() * wrong[:, None]).sum() / count
+
+
+class UnmixAttention:
+    """Watches every cross-attention layer of a UNet: inside `watch`, records each call's inputs, from which
+    `penalty` computes the Unmix penalty.
+
+    Args:
+        unet: the UNet (its cross-attention layers are diffusers `Attention` modules with
+            `is_cross_attention`); hooks stay until `remove`.
+    """
+
+    def __init__(self, unet: nn.Module) -> None:
+        layers = [m for m in unet.modules() if getattr(m, "is_cross_attention", False)]
+        self._handles = [m.register_forward_pre_hook(self._hook, with_kwargs=True) for m in layers]
+        self._watching = False
+        self._sides = torch.zeros(0, 0, dtype=torch.long)
+        self._latent_size = (1, 1)
+        self._inputs: list[tuple[nn.Module, torch.Tensor, torch.Tensor]] = []
+
+    def remove(self) -> None:
+        """Take the hooks out of the UNet."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    @contextlib.contextmanager
+    def watch(self, sides: torch.Tensor, latent_size: tuple[int, int]) -> Iterator[None]:
+        """Record the cross-attention calls inside this block (and only those: not previews, nor the
+        recomputation of gradient checkpointing), forgetting the previous block's.
+
+        Args:
+            sides: `[B, L]` word sides of the batch's prompts (`diffusion.concept.cutmix.subject_sides`).
+            latent_size: `(h, w)` of the UNet's input latents.
+        """
+        self._sides, self._latent_size, self._inputs = sides, latent_size, []
+        self._watching = True
+        try:
+            yield
+        finally:
+            self._watching = False
+
+    def penalty(self) -> torch.Tensor:
+        """The mean Unmix penalty over the cross-attention calls of the last `watch` block (0 if none)."""
+        if not self._inputs:
+            return torch.zeros(())
+        return torch.stack([self._layer_penalty(*inputs) for inputs in self._inputs]).mean()
+
+    def _hook(self, attn: nn.Module, args: tuple, kwargs: dict) -> None:
+        context = kwargs.get("encoder_hidden_states", args[1] if len(args) > 1 else None)
+        if self._watching and context is not None:
+            self._inputs.append((attn, args[0] if args else kwargs["hidden_states"], context))
+
+    def _layer_penalty(self, attn: nn.Module, hidden: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        if attn.norm_cross:
+            context = attn.norm_encoder_hidden_states(context)
+        query = attn.head_to_batch_dim(attn.to_q(hidden))
+        key = attn.head_to_batch_dim(attn.to_k(context))
+        probs = attn.get_attention_scores(query, key)
+        batch, positions = hidden.shape[0], hidden.shape[1]
+        h0, w0 = self._latent_size
+        height = round(math.sqrt(positions * h0 / w0))
+        probs = probs.view(batch, -1, positions, probs.shape[-1])
+        return unmix_penalty(probs, self._sides.to(probs.device), height, positions // height)
