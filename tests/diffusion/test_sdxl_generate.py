@@ -115,6 +115,9 @@ def test_the_cli_samples_sdxl_at_a_size_with_size_conditioning(tiny_sdxl_dir, ti
                  "--out", str(out)])  # fmt: skip
     (png,) = out.glob("*.png")
     assert code == 0 and Image.open(png).size == (32, 24)
+    (same,) = diffusion.generate(diffusion.load_pipeline(tiny_sdxl_dir), "a red circle", num_inference_steps=1,
+                                 height=24, width=32, original_size=(48, 64), crops_coords_top_left=(0, 8))  # fmt: skip
+    np.testing.assert_array_equal(np.asarray(Image.open(png)), np.asarray(same))  # the sizes reached the UNet
     code = main(["diffusion", "generate", "--model", str(tiny_sd_dir), "--prompt", "a red circle", "--steps", "1",
                  "--original-size", "48", "64", "--out", str(out)])  # fmt: skip
     last = capsys.readouterr().err.strip().splitlines()[-1]  # after the loaders' progress bars
