@@ -166,8 +166,9 @@ def generate(
 
     Raises:
         ValueError: no steps or no images asked for, an artifact of an unknown kind or for another base model,
-            two SVDiffs, an unknown scheduler, control inputs that the control artifacts cannot use, or size
-            conditioning for an SD 1.x/2.x pipeline.
+            two artifacts that both change the pipeline's layers (`ArtifactSpec.changes_layers`), an unknown
+            scheduler, control inputs that the control artifacts cannot use, or size conditioning for an SD
+            1.x/2.x pipeline.
     """
     check_size_conditioning(pipe, kwargs)
     if num_inference_steps < 1 or num_images < 1:
