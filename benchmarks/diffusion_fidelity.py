@@ -176,20 +176,23 @@ def measure(methods: list[str], steps: int, seeds: int, library_defaults: bool =
     objects, backgrounds = colour_reader_accuracy()
     print(f"colour reader accuracy on renders: objects {objects:.3f}, backgrounds {backgrounds:.3f}")
     pipe = diffusion.load_pipeline("studio/shapes-sd", disable_progress_bar=True)
-    rows = [
-        {"name": f"untrained ('a {prompt}')", "method": None, "lr": None, "seconds": 0.0,
-         **scores(pipe, probe, prompt, [], seeds)}
-        for prompt in (TARGET, CLASS_WORD, subject("lora"))
-    ]  # fmt: skip
+    rows = []
+
+    def add(row: dict) -> None:
+        rows.append(row)
+        lr = "" if row["lr"] is None else f" (lr {row['lr']})"
+        print(f"{row['name']}{lr}: star rate {row['fidelity']:.2f}, green {row['green']:.2f}, "
+              f"teal {row['teal']:.2f}, {row['seconds']:.0f} s", flush=True)  # fmt: skip
+
+    for prompt in (TARGET, CLASS_WORD, subject("lora")):
+        add({"name": f"untrained ('a {prompt}')", "method": None, "lr": None, "seconds": 0.0,
+             **scores(pipe, probe, prompt, [], seeds)})  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         for method in methods:
             options = {} if library_defaults or method not in BUNDLED_LR else {"lr": BUNDLED_LR[method]}
             art, seconds = train(pipe, method, steps, Path(tmp), options)
-            row = {"name": method, "method": method, "lr": options.get("lr", "library default"),
-                   "seconds": seconds, **scores(pipe, probe, subject(method), [art], seeds)}  # fmt: skip
-            rows.append(row)
-            print(f"{method} (lr {row['lr']}): star rate {row['fidelity']:.2f}, green {row['green']:.2f}, "
-                  f"teal {row['teal']:.2f}, {seconds:.0f} s", flush=True)  # fmt: skip
+            add({"name": method, "method": method, "lr": options.get("lr", "library default"),
+                 "seconds": seconds, **scores(pipe, probe, subject(method), [art], seeds)})  # fmt: skip
     return rows
 
 
