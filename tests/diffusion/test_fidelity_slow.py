@@ -3,8 +3,9 @@
 Every personalization method learns the held-out star from 6 renders at the benchmark's learning rates for this
 model; the benchmark's probe scores 24 seeds of "a <token>". Only orderings that held with a margin in the
 measured runs (README, fidelity and editability) are asserted. Textual Inversion's rates repeat exactly; the
-UNet methods' change with the number of CPU threads (training is not bit-for-bit repeatable across them), so
-their editability and the star rates below Custom Diffusion's are reported, not asserted.
+UNet methods' do not (their training is not bit-for-bit repeatable on CPU, and the probe's call on a blob flips
+between neighbouring shapes), so their editability and the star rates below Custom Diffusion's are reported,
+not asserted.
 """
 
 import json
