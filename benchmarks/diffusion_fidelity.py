@@ -14,8 +14,8 @@ the library's, which target 512-px Stable Diffusion). Then, for `--seeds` seeds 
 The untrained rows sample the base model: "a star" (the word it never learned to draw), "a square" (where
 Textual Inversion and Custom Diffusion start: their new token begins as the class word's embedding) and
 "a <token> square" (where LoRA, SVDiff and DiffFit start: their prompt, the token spelled in pieces by the
-tokenizer). The DreamBench
-convention this follows: fidelity = likeness to the subject, editability = prompt following.
+tokenizer). The DreamBench convention this follows: fidelity = likeness to the subject, editability = prompt
+following.
 """
 
 from __future__ import annotations
