@@ -2,9 +2,9 @@
 cross-attention of each subject's words should not reach the other subject's half of the image.
 
 The paper penalizes, with an MSE, the cross-attention maps of each subject's tokens in the region of the other
-subject. Here: every cross-attention layer of the UNet (the paper's text leaves the choice of layers open; all of
-them is the plain reading), the subject's words being its token and class word ("[V1] dog"), the penalty the mean
-of the squared attention probabilities over those (layer, head, position, word) entries, averaged over layers.
+subject. Here: every cross-attention layer of the UNet, the subject's words being its token and class word
+("[V1] dog"), the penalty the mean of the squared attention probabilities over those (head, position, word)
+entries, averaged over the layers.
 
 The maps are computed again beside the layer's own attention, from the queries and keys its own projections
 produced (recorded by hooks, so the gradient reaches what trains and nothing is projected twice), which leaves
