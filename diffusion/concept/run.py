@@ -203,14 +203,37 @@ def _class_images(pipe, run: ConceptRun, out: Path, words: list[str]) -> dict[st
     return found
 
 
-def _unmix(plan: ConceptPlan, source: PromptSource, pairs: dict, start: int, unet) -> Unmix:
-    """The Unmix term: the word sides of every prompt (the Cut-Mix prompts from `start` on) and the hooks."""
+def _consecutive(sizes: Sequence[int]) -> list[range]:
+    """Index ranges of the given sizes, one after the other from 0."""
+    ends = [sum(sizes[: i + 1]) for i in range(len(sizes))]
+    return [range(end - size, end) for size, end in zip(sizes, ends, strict=True)]
+
+
+def _latents(pipe, images, run: ConceptRun, out: Path, words: list[str]):
+    """Each concept's cached latents and, with prior preservation, each class word's (else None)."""
+    size = pipeline_resolution(pipe)
+    sources = [images, *(c.images for c in run.concepts)]
+    pixels = [images_to_tensor(load_images(source, size)) for source in sources]
+    if run.prior_preservation:
+        class_files = _class_images(pipe, run, out, words)
+        class_pixels = {
+            word: images_to_tensor(load_images(files, size)) for word, files in class_files.items()
+        }
+    latents = [encode_latents(pipe.vae, p, flip=run.flip) for p in pixels]
+    if not run.prior_preservation:
+        return latents, None
+    return latents, {word: encode_latents(pipe.vae, p, flip=run.flip) for word, p in class_pixels.items()}
+
+
+def _unmix(plan: ConceptPlan, source: PromptSource, mix_ranges: dict, unet) -> Unmix:
+    """The Unmix term: the word sides of every prompt (those of the Cut-Mix prompts at `mix_ranges`) and the
+    hooks."""
     ids = source.ids[0]  # every tokenizer puts a word at the same position
     subject_ids = [plan.tokenizers[0](s, add_special_tokens=False).input_ids for s in plan.subjects]
     sides = torch.full(ids.shape, NO_SUBJECT, dtype=torch.long)
-    for pair, indices in pairs.items():
+    for pair, indices in mix_ranges.items():
         for i in indices:
-            sides[start + i] = subject_sides(ids[start + i], subject_ids, pair)
+            sides[i] = subject_sides(ids[i], subject_ids, pair)
     return Unmix(UnmixAttention(unet), sides, plan.cut_mix.unmix_weight)
 
 
@@ -239,23 +262,11 @@ def train_concept(pipe, images, run: ConceptRun, method: str, install: Callable[
             raise ValueError(
                 f"concept {concept.token!r} has no images; give Concept(token, images, class_word)"
             )
-    size = pipeline_resolution(pipe)
-    pixels = [
-        images_to_tensor(load_images(source, size)) for source in [images, *(c.images for c in run.concepts)]
-    ]
     out = Path(run.output_dir) if run.output_dir is not None else default_output_dir(method, run.token)
-    base = base_model_of(pipe)
-    words = list(dict.fromkeys(word or "" for _, word in named))
-    if run.prior_preservation:
-        class_pixels = {
-            word: images_to_tensor(load_images(files, size))
-            for word, files in _class_images(pipe, run, out, words).items()
-        }
-    latents = [encode_latents(pipe.vae, p, flip=run.flip) for p in pixels]
-    class_latents = None
-    if run.prior_preservation:
-        encoded = {word: encode_latents(pipe.vae, p, flip=run.flip) for word, p in class_pixels.items()}
-        class_latents = [encoded[word] for _, word in named]
+    base, size = base_model_of(pipe), pipeline_resolution(pipe)
+    words = list(dict.fromkeys(word or "" for _, word in named))  # each class word once
+    latents, by_word = _latents(pipe, images, run, out, words)
+    class_latents = None if by_word is None else [by_word[word or ""] for _, word in named]
 
     arch = architecture_of(pipe)
     unet, encoders = pipe.unet, arch.encoders(pipe)
@@ -267,24 +278,22 @@ def train_concept(pipe, images, run: ConceptRun, method: str, install: Callable[
             raise ValueError(f"{method} learns one concept per run, got {len(named)}; train each on its own")
         groups = plan.prompts()
         prompts = [prompt for group in groups for prompt in group]
-        ranges = [
-            range(sum(map(len, groups[:i])), sum(map(len, groups[: i + 1]))) for i in range(len(groups))
-        ]
+        ranges = _consecutive([len(group) for group in groups])
         mix_ranges: dict[tuple[int, int], range] = {}
         if plan.cut_mix is not None:
             mixed, pairs = mix_prompts(plan.subjects)
-            start, prompts = len(prompts), prompts + mixed
-            mix_ranges = {pair: range(start + r.start, start + r.stop) for pair, r in pairs.items()}
+            mix_ranges = {
+                pair: range(len(prompts) + r.start, len(prompts) + r.stop) for pair, r in pairs.items()
+            }
+            prompts += mixed
         source = PromptSource(arch, plan.tokenizers, encoders, prompts, plan.live_text)
         if plan.cut_mix is not None and plan.cut_mix.unmix_weight > 0:
-            unmix = _unmix(plan, source, pairs, start, unet)
+            unmix = _unmix(plan, source, mix_ranges, unet)
         class_source, class_ranges = None, []
         if class_latents is not None:
             class_prompts = [prompt for word in words for prompt in fill(SUBJECT_TEMPLATES, word)]
-            n = len(SUBJECT_TEMPLATES)
-            class_ranges = [
-                range(words.index(word or "") * n, (words.index(word or "") + 1) * n) for _, word in named
-            ]
+            by_word = dict(zip(words, _consecutive([len(SUBJECT_TEMPLATES)] * len(words)), strict=True))
+            class_ranges = [by_word[word or ""] for _, word in named]
             class_source = PromptSource(
                 arch, arch.tokenizers(pipe), encoders, class_prompts, plan.live_class_text
             )

@@ -2,19 +2,21 @@
 cross-attention of each subject's words should not reach the other subject's half of the image.
 
 The paper penalizes, with an MSE, the cross-attention maps of each subject's tokens in the region of the other
-subject. Here: every cross-attention layer of the UNet (the paper's text leaves the choice of layers open; all of
-them is the plain reading), the subject's words being its token and class word ("[V1] dog"), the penalty the mean
-of the squared attention probabilities over those (layer, head, position, word) entries, averaged over layers.
+subject. Here: every cross-attention layer of the UNet, the subject's words being its token and class word
+("[V1] dog"), the penalty the mean of the squared attention probabilities over those (head, position, word)
+entries, averaged over the layers.
 
-The maps are computed again beside the layer's own attention (from the layer's own query and key projections,
-so the gradient reaches what trains), which leaves the denoising path exactly as without Unmix, whatever
-attention processor the pipeline uses. They are computed after the UNet call from the layers' recorded inputs,
-outside the blocks that gradient checkpointing recomputes (whose recomputation must repeat the forward exactly).
+The maps are computed again beside the layer's own attention, from the queries and keys its own projections
+produced (recorded by hooks, so the gradient reaches what trains and nothing is projected twice), which leaves
+the denoising path exactly as without Unmix, whatever attention processor the pipeline uses. They are computed
+after the UNet call, outside the blocks that gradient checkpointing recomputes (whose recomputation must repeat
+the forward exactly).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from collections.abc import Iterator
 
@@ -46,21 +48,25 @@ def unmix_penalty(probs: torch.Tensor, sides: torch.Tensor, height: int, width: 
 
 
 class UnmixAttention:
-    """Watches every cross-attention layer of a UNet: inside `watch`, records each call's inputs, from which
-    `penalty` computes the Unmix penalty.
+    """Watches every cross-attention layer of a UNet: inside `watch`, records each call's queries and keys, from
+    which `penalty` computes the Unmix penalty.
 
     Args:
-        unet: the UNet (its cross-attention layers are diffusers `Attention` modules with
-            `is_cross_attention`); hooks stay until `remove`.
+        unet: the UNet, its adapter already installed (the hooks sit on the cross-attention layers' `to_q` and
+            `to_k`, diffusers `Attention` modules with `is_cross_attention`); they stay until `remove`.
     """
 
     def __init__(self, unet: nn.Module) -> None:
-        layers = [m for m in unet.modules() if getattr(m, "is_cross_attention", False)]
-        self._handles = [m.register_forward_pre_hook(self._hook, with_kwargs=True) for m in layers]
+        self._handles = []
+        for attn in unet.modules():
+            if getattr(attn, "is_cross_attention", False):
+                for name in ("to_q", "to_k"):
+                    hook = functools.partial(self._record, attn, name)
+                    self._handles.append(getattr(attn, name).register_forward_hook(hook))
         self._watching = False
         self._sides = torch.zeros(0, 0, dtype=torch.long)
         self._latent_size = (1, 1)
-        self._inputs: list[tuple[nn.Module, torch.Tensor, torch.Tensor]] = []
+        self._calls: list[list] = []  # [attention, query, key] per cross-attention call
 
     def remove(self) -> None:
         """Take the hooks out of the UNet."""
@@ -77,7 +83,7 @@ class UnmixAttention:
             sides: `[B, L]` word sides of the batch's prompts (`diffusion.concept.cutmix.subject_sides`).
             latent_size: `(h, w)` of the UNet's input latents.
         """
-        self._sides, self._latent_size, self._inputs = sides, latent_size, []
+        self._sides, self._latent_size, self._calls = sides, latent_size, []
         self._watching = True
         try:
             yield
@@ -86,22 +92,23 @@ class UnmixAttention:
 
     def penalty(self) -> torch.Tensor:
         """The mean Unmix penalty over the cross-attention calls of the last `watch` block (0 if none)."""
-        if not self._inputs:
+        if not self._calls:
             return torch.zeros(())
-        return torch.stack([self._layer_penalty(*inputs) for inputs in self._inputs]).mean()
+        return torch.stack([self._layer_penalty(*call) for call in self._calls]).mean()
 
-    def _hook(self, attn: nn.Module, args: tuple, kwargs: dict) -> None:
-        context = kwargs.get("encoder_hidden_states", args[1] if len(args) > 1 else None)
-        if self._watching and context is not None:
-            self._inputs.append((attn, args[0] if args else kwargs["hidden_states"], context))
+    def _record(
+        self, attn: nn.Module, name: str, module: nn.Module, args: tuple, output: torch.Tensor
+    ) -> None:
+        if not self._watching:
+            return
+        if name == "to_q":  # an attention call projects its queries first, then its keys
+            self._calls.append([attn, output, None])
+        else:
+            self._calls[-1][2] = output
 
-    def _layer_penalty(self, attn: nn.Module, hidden: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        if attn.norm_cross:
-            context = attn.norm_encoder_hidden_states(context)
-        query = attn.head_to_batch_dim(attn.to_q(hidden))
-        key = attn.head_to_batch_dim(attn.to_k(context))
-        probs = attn.get_attention_scores(query, key)
-        batch, positions = hidden.shape[0], hidden.shape[1]
+    def _layer_penalty(self, attn: nn.Module, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+        probs = attn.get_attention_scores(attn.head_to_batch_dim(query), attn.head_to_batch_dim(key))
+        batch, positions = query.shape[0], query.shape[1]
         h0, w0 = self._latent_size
         height = round(math.sqrt(positions * h0 / w0))
         probs = probs.view(batch, -1, positions, probs.shape[-1])
