@@ -13,11 +13,11 @@ protocol and the groups with tasks the world can draw offline:
   dSprites-orientation), how large an object is (four size bins, as CLEVR- and KITTI-distance, where the
   nearest object's distance shows as its apparent size).
 
-There is no *where* task (dSprites-location): the bundled backbone was pretrained on objects at random
-positions and pools its tokens by their mean, so its pooled features hardly see where an object is, and
-within VTAB-1k's budget no method learns it (a 3×3 grid or 2×2 quadrants stay at chance even for full
-fine-tuning, though a linear probe of its unpooled patch tokens finds the cell). A task on which every
-method scores chance measures nothing.
+There is no *where* task (dSprites-location) and no *how far apart* task: the bundled backbone was pretrained
+on objects at random positions and pools its tokens by their mean, so its pooled features hardly see where an
+object is, and within VTAB-1k's budget no method learns either (a 3×3 grid cell, a quadrant or a distance bin
+stay near chance even for full fine-tuning, though a linear probe of its unpooled patch tokens finds the
+cell). A task on which every method scores chance measures nothing.
 
 Every sample has its own seed, and sample `i` of a split has label `i mod classes`, so any prefix of a
 split is balanced to within one image per class, and a larger split starts with the smaller one.
