@@ -1,6 +1,7 @@
 """`benchmarks/vision_vtab.py` end to end on a tiny configuration: the protocol's results and tables."""
 
 import json
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +57,13 @@ def test_tables_show_group_means_beside_the_papers(tiny_run):
     count, masks = (data["results"][t]["ssf"]["test"] * 100 for t in ("count", "masks"))
     assert ours.split()[1:] == ["nan", f"{masks:.1f}", f"{count:.1f}", f"{(count + masks) / 2:.1f}"]
     assert papers.split() == ["81.6", "86.6", "59.0", "73.1"]  # the SSF paper's VTAB-1k group means
+
+
+def test_papers_means_are_the_task_weighted_means_of_their_groups():
+    """A mistyped number shows: VTAB-1k's 19-task mean weighs its groups by their 7, 4 and 8 tasks."""
+    papers = runpy.run_path(str(SCRIPT), run_name="vision_vtab")["PAPERS"]
+    for method, (natural, specialized, structured, mean) in papers.items():
+        assert abs((7 * natural + 4 * specialized + 8 * structured) / 19 - mean) < 0.1, method
 
 
 def test_an_unknown_method_is_a_one_line_usage_error():

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from studio.world import BACKGROUNDS, POSITIONS, VTAB_GROUPS, VTAB_TASKS, vtab_task
-from studio.world.vtab import DISTANCE_BINS, MAX_COUNT
+from studio.world import BACKGROUNDS, VTAB_GROUPS, VTAB_TASKS, vtab_task
+from studio.world.render import render_with_conditions
+from studio.world.scene import Scene
+from studio.world.vtab import MAX_COUNT, ORIENTATION_JITTER, ORIENTED_SHAPES, SIZE_BINS
 
 
 def _digests(pairs) -> list[str]:
@@ -21,11 +23,6 @@ def _objects(image) -> tuple[np.ndarray, int]:
     background = min(BACKGROUNDS.values(), key=lambda c: np.abs(pixels[0, 0] - c).sum())
     foreground = np.abs(pixels - background).max(-1) > 25
     return ndimage.label(ndimage.binary_closing(foreground, iterations=2))
-
-
-def _centroids(image) -> np.ndarray:
-    labels, n = _objects(image)
-    return np.array(ndimage.center_of_mass(labels > 0, labels, range(1, n + 1)))[:, ::-1]  # (x, y)
 
 
 def test_three_groups_of_three_tasks():
@@ -73,24 +70,42 @@ def test_count_label_is_the_number_of_objects():
         assert _objects(image)[1] == int(task.classes[label])
 
 
-def test_position_label_is_the_grid_cell_of_the_object():
-    task = vtab_task("position", train=27, test=0, size=64, seed=0)
-    hits = 0
-    for image, label in task.train + task.val:
-        (centroid,) = _centroids(image)
-        # The cell whose centre is nearest; objects near a border may be off by one from their drawn centre.
-        cell = np.clip(np.rint((centroid - 32) / 16), -1, 1)
-        hits += tuple(cell) == POSITIONS[task.classes[label]]
-    assert hits >= 24
+def _skew(mask: np.ndarray) -> tuple[float, float]:
+    """Direction (degrees, counter-clockwise from +x, y up) and scale-free length of the mask's third moment:
+    a vector that turns with the shape, and a length that tells the shapes apart at any turn."""
+    ys, xs = np.nonzero(mask)
+    x, y = xs - xs.mean(), ys.mean() - ys
+    r2 = x**2 + y**2
+    vector = np.array([(x * r2).mean(), (y * r2).mean()])
+    return np.degrees(np.arctan2(vector[1], vector[0])), np.linalg.norm(vector) / r2.mean() ** 1.5
 
 
-def test_distance_label_is_the_distance_bin_of_the_two_objects():
-    task = vtab_task("distance", train=20, test=0, size=64, seed=0)
+def test_orientation_label_is_the_quarter_turn_of_the_object():
+    unturned = {  # each shape's skew at no turn, from its mask
+        shape: _skew(np.asarray(render_with_conditions(Scene(shape, "red"), 64, 0)["mask"]) > 127)
+        for shape in ORIENTED_SHAPES
+    }
+    task = vtab_task("orientation", train=24, test=0, size=64, seed=0)
     for image, label in task.train + task.val:
-        first, second = _centroids(image)
-        distance = np.linalg.norm(first - second) / 64
-        # Centroids sit within a few pixels of the drawn centres.
-        assert DISTANCE_BINS[label] - 0.08 < distance < DISTANCE_BINS[label + 1] + 0.08
+        angle, length = _skew(_objects(image)[0] > 0)
+        shape = min(unturned, key=lambda s: abs(unturned[s][1] - length))
+        turn = (angle - unturned[shape][0] - 90 * label + 180) % 360 - 180
+        assert abs(turn) < ORIENTATION_JITTER + 10, (label, shape, turn)
+
+
+def test_size_label_is_the_size_bin_of_the_object():
+    task = vtab_task("size", train=40, test=0, size=64, seed=0)
+    extents: dict[int, list[float]] = {label: [] for label in range(len(SIZE_BINS) - 1)}
+    for image, label in task.train + task.val:
+        labels, n = _objects(image)
+        assert n == 1
+        ys, xs = np.nonzero(labels)
+        extent = max(np.ptp(xs), np.ptp(ys)) / 64
+        # The shape fills 60-80 % of its square's side.
+        assert 0.5 * SIZE_BINS[label] < extent < 0.85 * SIZE_BINS[label + 1], (label, extent)
+        extents[label].append(extent)
+    means = [np.mean(e) for e in extents.values()]
+    assert means == sorted(means)
 
 
 def test_digits_are_scikit_learn_images_of_their_label():
