@@ -247,7 +247,10 @@ def test_library_delete_asks_first_and_leaves_nothing_else_selected(studio, tmp_
     assert [e.name for e in studio.library.entries()] == ["newer"] and note == "deleted older"
     assert choices.value is None and new_name == "" and row.visible is False and pending is None
     assert [r[0] for r in table] == ["newer"]
-    assert library.artifact_choices(studio, "older").value is None  # a tick never jumps to another artifact
+    gone = library.refreshed_choices(studio, "older")  # a poll clears a deleted pick, never jumps to another
+    assert gone.constructor_args["value"] is None and gone.constructor_args["choices"] == ["newer"]
+    for read in (None, "newer"):  # a poll's (maybe stale) read of the pick is never written back
+        assert "value" not in library.refreshed_choices(studio, read).constructor_args
     with pytest.raises(ValueError, match="press Delete first"):
         library.confirm_delete(studio, None)
     with pytest.raises(ValueError, match="pick an artifact to delete"):

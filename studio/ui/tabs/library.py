@@ -38,6 +38,18 @@ def artifact_choices(studio, selected: str | None) -> gr.Dropdown:
     return gr.Dropdown(choices=names, value=selected if selected in names else None)
 
 
+def refreshed_choices(studio, selected: str | None) -> gr.Dropdown:
+    """The dropdown after a poll: every library name, the selection left alone unless its artifact is gone.
+
+    A poll's inputs may be older than the page (a selection made while it was in flight), so it never sets a
+    value it read, it only clears one that no longer exists.
+    """
+    names = [e.name for e in studio.library.entries()]
+    if selected is None or selected in names:
+        return gr.Dropdown(choices=names)
+    return gr.Dropdown(choices=names, value=None)
+
+
 def select(current: str | None) -> list[Any]:
     """A new selection: "new name" starts from its name and a pending Delete question is withdrawn."""
     return [current or "", gr.Row(visible=False), None]
@@ -125,7 +137,7 @@ def build(studio, timer: gr.Timer) -> None:
         signature = (tuple(e.name for e in studio.library.entries()), tuple(map(tuple, job_rows(studio))))
         if signature == previous:
             return gr.skip(), gr.skip(), gr.skip(), previous
-        return studio.library.rows(), artifact_choices(studio, selected), job_rows(studio), signature
+        return studio.library.rows(), refreshed_choices(studio, selected), job_rows(studio), signature
 
     def on_select(evt: gr.SelectData):
         return evt.row_value[0] if evt.row_value else gr.skip()
