@@ -103,7 +103,9 @@ def _build(arch: str):
             pipe = StableDiffusionXLPipeline(
                 **common,
                 text_encoder_2=CLIPTextModelWithProjection(CLIPTextConfig(**CLIP_G, **ids)),
-                tokenizer_2=tokenizer,
+                tokenizer_2=CLIPTokenizer.from_pretrained(
+                    tokenizer.name_or_path
+                ),  # its own vocabulary to extend
                 unet=UNet2DConditionModel(**{**SDXL_UNET, "sample_size": SIDE // 8}),
             )
     finally:
