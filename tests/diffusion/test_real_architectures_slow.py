@@ -51,7 +51,7 @@ TOKEN = "<r>"
 SIDE = 64
 MEMORY_GIB = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
 # Peak resident memory of a case, where it is more than a 24 GB host can give.
-NEEDS_GIB = {("sdxl", "controlnet"): 30}
+NEEDS_GIB = {("sdxl", "controlnet"): 30, ("sdxl", "svdiff"): 32}  # SVDiff: 11.6 GB on SD 1.5, UNet 3x larger
 # Rates at which each method's one step moves the image well beyond bf16 rounding.
 PERSONALIZE = {
     "textual_inversion": {"lr": 0.5},
