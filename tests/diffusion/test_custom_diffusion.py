@@ -16,18 +16,9 @@ from diffusion.textual_inversion import save_embeddings
 from diffusion.unload import remove_adapter, requires_grad_flags
 from studio.core import adapter_layers, inject, merge, unmerge
 from tests.diffusion.test_lora import _unet_out
-from tests.diffusion.tiny import concept_images, sample
+from tests.diffusion.tiny import concept_images, sample, trained_custom_diffusion
 
 TOKEN = "<v1>"
-
-
-def _trained(unet, config=None, seed=0):
-    inject(unet, config or CustomDiffusionConfig())
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for _, layer in adapter_layers(unet):
-            layer.weight_copy.add_(torch.randn(layer.weight_copy.shape, generator=g) * 0.3)
-    return unet.eval()
 
 
 @pytest.mark.parametrize("train_q_out", [False, True])
@@ -41,7 +32,7 @@ def test_starts_as_the_base_trains_only_its_projections_and_merges(tiny_pipe, tr
     assert trained and all(n.endswith(ends) for n in trained)
     assert {n for n, p in unet.named_parameters() if p.requires_grad} == {f"{n}.weight_copy" for n in trained}
     remove_adapter(unet, flags)
-    _trained(unet, CustomDiffusionConfig(train_q_out=train_q_out))
+    trained_custom_diffusion(unet, CustomDiffusionConfig(train_q_out=train_q_out))
     adapted = _unet_out(unet)
     merge(unet)
     assert torch.allclose(_unet_out(unet), adapted, atol=1e-6)
@@ -52,7 +43,7 @@ def test_starts_as_the_base_trains_only_its_projections_and_merges(tiny_pipe, tr
 
 def test_generate_matches_stock_diffusers_and_restores_the_pipeline(tiny_pipe, tiny_sd_dir, tmp_path):
     art = tmp_path / "cd"
-    save_custom_diffusion(_trained(tiny_pipe.unet), art)
+    save_custom_diffusion(trained_custom_diffusion(tiny_pipe.unet), art)
     embedding = torch.randn(
         1, tiny_pipe.text_encoder.config.hidden_size, generator=torch.Generator().manual_seed(1)
     )
@@ -79,7 +70,7 @@ def test_generate_matches_stock_diffusers_and_restores_the_pipeline(tiny_pipe, t
 
 
 def test_an_artifact_for_another_unet_is_refused(tiny_pipe, tmp_path):
-    save_custom_diffusion(_trained(tiny_pipe.unet), tmp_path / "cd")
+    save_custom_diffusion(trained_custom_diffusion(tiny_pipe.unet), tmp_path / "cd")
     remove_adapter(tiny_pipe.unet)
     file = tmp_path / "cd" / WEIGHTS_FILE
     tensors = load_file(file)

@@ -10,44 +10,27 @@ included (60 per shape, drawn by `studio.world`, none of them the training image
 renders is printed too, so the numbers can be judged against how well the probe itself sees shapes.
 """
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
-import torch
 from safetensors.torch import save_file
 
 import diffusion
-import vision
-from studio.world import SHAPES, render, sample_scenes
+from studio.world import render, sample_scenes
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from diffusion_fidelity import ShapeProbe  # noqa: E402  (the fidelity benchmark's probe, one definition)
 
 TARGET, INIT_WORD, TOKEN = "star", "square", "<star-concept>"
-
-
-def _features(model, transform, images):
-    batch = torch.stack([transform(image.convert("RGB")) for image in images])
-    with torch.no_grad():
-        return model.forward_head(model.forward_features(batch), pre_logits=True).numpy()
-
-
-def _renders(per_shape, seed):
-    images, labels = [], []
-    for s, shape in enumerate(SHAPES):
-        for i, scene in enumerate(sample_scenes(per_shape, seed + s, "all", shape=shape)):
-            images.append(render(scene, 64, seed * 1000 + s * 100 + i))
-            labels.append(s)
-    return images, np.array(labels)
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # 400 training steps and two rounds of sampling on a 2-core CPU
 def test_textual_inversion_teaches_a_held_out_shape(tmp_path):
-    from sklearn.linear_model import LogisticRegression
-
-    backbone = vision.create_model("studio/shapes-vit", pretrained=True).eval()
-    transform = vision.image_transform(backbone)
-    train_images, train_labels = _renders(60, seed=1)
-    probe = LogisticRegression(max_iter=2000).fit(_features(backbone, transform, train_images), train_labels)
-    test_images, test_labels = _renders(20, seed=2)
-    probe_accuracy = float((probe.predict(_features(backbone, transform, test_images)) == test_labels).mean())
+    probe = ShapeProbe(per_shape=60, seed=1)
+    probe_accuracy = probe.accuracy(per_shape=20, seed=2)
 
     concept = [
         render(scene, 64, 10 + i) for i, scene in enumerate(sample_scenes(6, 7, "heldout", shape=TARGET))
@@ -66,7 +49,7 @@ def test_textual_inversion_teaches_a_held_out_shape(tmp_path):
             )[0]
             for s in range(24)
         ]
-        return float((probe.predict(_features(backbone, transform, images)) == SHAPES.index(TARGET)).mean())
+        return float(np.mean([shape == TARGET for shape in probe.shapes(images)]))
 
     untrained = tmp_path / "untrained.safetensors"
     (init_id,) = pipe.tokenizer(INIT_WORD, add_special_tokens=False).input_ids

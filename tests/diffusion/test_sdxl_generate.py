@@ -4,7 +4,6 @@ own loaders read fresh from disk into a `StableDiffusionXLPipeline`, giving the 
 
 import numpy as np
 import pytest
-import torch
 from diffusers import StableDiffusionXLPipeline
 from PIL import Image
 from safetensors.torch import load_file
@@ -12,8 +11,8 @@ from safetensors.torch import load_file
 import diffusion
 from diffusion.custom_diffusion import WEIGHTS_FILE, CustomDiffusionConfig, save_custom_diffusion
 from studio.cli import main
-from studio.core import adapter_layers, inject
-from tests.diffusion.tiny import build_tiny_pipeline, concept_images, sample
+from studio.core import adapter_layers
+from tests.diffusion.tiny import build_tiny_pipeline, concept_images, sample, trained_custom_diffusion
 
 SIZES = {"original_size": (8, 12), "crops_coords_top_left": (2, 0), "target_size": (16, 8)}
 
@@ -71,21 +70,11 @@ def test_a_token_composes_with_a_lora_as_in_stock_sdxl_and_two_layer_changers_cl
     np.testing.assert_allclose(sample(stock, prompt), ours[None], atol=1e-5)
     assert np.abs(ours - _generate(tiny_sdxl, prompt, [ti])).max() > 1e-4  # the LoRA took part
     cd = tmp_path / "cd"
-    save_custom_diffusion(_trained(tiny_sdxl.unet, CustomDiffusionConfig()), cd)
+    save_custom_diffusion(trained_custom_diffusion(tiny_sdxl.unet, CustomDiffusionConfig()), cd)
     with pytest.raises(
         ValueError, match=r"\(lora\) and .*\(custom_diffusion\) both change the pipeline's layers"
     ):
         diffusion.generate(tiny_sdxl, prompt, adapters=[lora, cd], num_inference_steps=1)
-
-
-def _trained(unet, config, seed=0):
-    """`unet` with Custom Diffusion injected and its trained copies moved off the base weights."""
-    inject(unet, config)
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for _, layer in adapter_layers(unet):
-            layer.weight_copy.add_(torch.randn(layer.weight_copy.shape, generator=g) * 0.3)
-    return unet.eval()
 
 
 @pytest.mark.parametrize("train_q_out", [False, True])

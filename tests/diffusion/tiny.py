@@ -1,5 +1,5 @@
 """Helpers for the diffusion tests: tiny random Stable Diffusion and SDXL pipelines (16 px images, 8×8 latents)
-built in code, random concept images, a seeded two-step sampler and a control-pair writer.
+built in code, random concept images, a seeded two-step sampler, a control-pair writer and a trained-looking Custom Diffusion.
 
 The tokenizer is `studio/shapes-sd`'s (offline, whole-word tokens for the shape world's words).
 """
@@ -18,7 +18,8 @@ from diffusers import (
 from PIL import Image
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
-from studio.core import resolve_asset
+from diffusion.custom_diffusion import CustomDiffusionConfig
+from studio.core import adapter_layers, inject, resolve_asset
 from studio.world import render_with_conditions
 
 
@@ -176,3 +177,13 @@ def write_control_pairs(folder, scenes, size=16, seed=0, caption=None, condition
         (folder / f"{i:03d}.txt").write_text(r["caption"] if caption is None else caption(scene))
         rendered.append(r)
     return rendered
+
+
+def trained_custom_diffusion(unet, config=None, seed=0):
+    """`unet` with Custom Diffusion injected and its trained copies moved off the base weights (seeded)."""
+    inject(unet, config or CustomDiffusionConfig())
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for _, layer in adapter_layers(unet):
+            layer.weight_copy.add_(torch.randn(layer.weight_copy.shape, generator=g) * 0.3)
+    return unet.eval()
