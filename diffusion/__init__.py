@@ -14,7 +14,7 @@ from .control import train_control
 from .controlnet import ControlNetConfig
 from .custom_diffusion import CustomDiffusionConfig
 from .difffit import DiffFitConfig
-from .export import export_merged_unet
+from .export import export_merged_components, export_merged_unet
 from .generate import SCHEDULERS, generate
 from .images import load_images
 from .ip_adapter import IPAdapterConfig
@@ -39,6 +39,7 @@ __all__ = [
     "TextualInversionConfig",
     "artifact_kinds",
     "artifact_spec",
+    "export_merged_components",
     "export_merged_unet",
     "generate",
     "load_images",

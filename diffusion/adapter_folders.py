@@ -8,6 +8,7 @@ import contextlib
 import copy
 import json
 import os
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -18,6 +19,12 @@ from .unload import remove_adapter, requires_grad_flags
 
 COMPONENTS = ("unet", "text_encoder", "text_encoder_2")
 ADAPTER_CONFIG = "adapter_config.json"
+MERGED_LOADS_WITH = (
+    "the merged components: UNet2DConditionModel.from_pretrained(folder, subfolder='unet'); when the artifact "
+    "trained the text encoders, also CLIPTextModel (subfolder='text_encoder') and on SDXL "
+    "CLIPTextModelWithProjection (subfolder='text_encoder_2'); pass them to the pipeline's from_pretrained as "
+    "unet=..., text_encoder=..., text_encoder_2=..."
+)
 
 
 def save_adapter_folders(pipe, folder: str | os.PathLike, base_model: str | None) -> list[str]:
@@ -85,7 +92,8 @@ def is_adapter_folder_of(method: str) -> Callable[[Path], bool]:
 def merged_unet_from_folders(pipe, folder: str | os.PathLike, output_dir: str | os.PathLike) -> Path:
     """Write the UNet with an artifact's adapter folded in as a stock `UNet2DConditionModel` folder.
 
-    The pipeline is not changed (a copy of its UNet is merged).
+    The pipeline is not changed (a copy of its UNet is merged). Text-encoder shifts the artifact also carries
+    are not in this folder: `merged_components_from_folders` writes them too.
 
     Args:
         pipe: the base pipeline.
@@ -95,8 +103,44 @@ def merged_unet_from_folders(pipe, folder: str | os.PathLike, output_dir: str | 
     Returns:
         `output_dir`, loadable with `UNet2DConditionModel.from_pretrained`.
     """
-    unet = copy.deepcopy(pipe.unet)
-    load_adapter(unet, Path(folder) / "unet", check_base_model=False)
-    merge(unet, unload=True)
-    unet.save_pretrained(output_dir, safe_serialization=True)
+    left_out = [name for name in COMPONENTS[1:] if (Path(folder) / name / ADAPTER_CONFIG).is_file()]
+    if left_out:
+        warnings.warn(
+            f"{folder} also adapts {', '.join(left_out)}, which a merged UNet leaves out; "
+            "diffusion.export_merged_components writes those too",
+            stacklevel=3,
+        )
+    _save_merged(pipe, folder, "unet", output_dir)
     return Path(output_dir)
+
+
+def merged_components_from_folders(
+    pipe, folder: str | os.PathLike, output_dir: str | os.PathLike
+) -> list[str]:
+    """Write every component an artifact adapts with its adapter folded in, each as a stock folder
+    `output_dir/<component>` (`unet/`, and `text_encoder/`, `text_encoder_2/` when the artifact trained them).
+
+    The pipeline is not changed (copies are merged). Each folder loads with its own class's `from_pretrained`
+    (`UNet2DConditionModel`, `CLIPTextModel`, `CLIPTextModelWithProjection`) and goes into the pipeline as
+    `unet=`, `text_encoder=`, `text_encoder_2=`.
+
+    Args:
+        pipe: the base pipeline.
+        folder: the artifact folder (an SVDiff or DiffFit artifact).
+        output_dir: the folder that gets one subfolder per adapted component.
+
+    Returns:
+        The components written, in `COMPONENTS` order.
+    """
+    written = [name for name in COMPONENTS if (Path(folder) / name / ADAPTER_CONFIG).is_file()]
+    for name in written:
+        _save_merged(pipe, folder, name, Path(output_dir) / name)
+    return written
+
+
+def _save_merged(pipe, folder: str | os.PathLike, name: str, output_dir: str | os.PathLike) -> None:
+    """Merge the artifact's `name/` adapter folder into a copy of `pipe.<name>` and save that copy."""
+    model = copy.deepcopy(getattr(pipe, name))
+    load_adapter(model, Path(folder) / name, check_base_model=False)
+    merge(model, unload=True)
+    model.save_pretrained(output_dir, safe_serialization=True)

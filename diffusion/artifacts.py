@@ -50,8 +50,10 @@ class ArtifactSpec:
             `diffusion.control.prepare` applies.
         merged_unet: `(pipe, artifact, output_dir) -> Path` writing the base UNet with the artifact merged in
             as a stock `UNet2DConditionModel` folder (SVDiff, LoRA, DiffFit); None when the method has none.
-        stock_loadable: whether stock diffusers loads the artifact itself (`loads_with`); when not, its
-            merged UNet is what a download offers.
+        merged_components: for a method whose artifact stock diffusers does not load (SVDiff, DiffFit),
+            `(pipe, artifact, output_dir) -> list[str]` writing every component the artifact adapts, merged, as
+            stock folders `output_dir/<component>`; a download offers these instead of the artifact. None when
+            stock diffusers loads the artifact itself (`loads_with`).
         changes_layers: the artifact is applied by wrapping the pipeline's own layers (SVDiff, LoRA, DiffFit,
             Custom Diffusion); such adapters do not stack, so `generate` takes at most one such artifact.
     """
@@ -60,7 +62,7 @@ class ArtifactSpec:
     loads_with: str
     applied: Callable[[Any, list[ArtifactInfo]], AbstractContextManager] | None = None
     merged_unet: Callable[[Any, Path, Path], Path] | None = None
-    stock_loadable: bool = True
+    merged_components: Callable[[Any, Path, Path], list[str]] | None = None
     changes_layers: bool = False
 
 

@@ -2,7 +2,13 @@
 
 from studio.core import register_method
 
-from ..adapter_folders import artifact_applied, is_adapter_folder_of, merged_unet_from_folders
+from ..adapter_folders import (
+    MERGED_LOADS_WITH,
+    artifact_applied,
+    is_adapter_folder_of,
+    merged_components_from_folders,
+    merged_unet_from_folders,
+)
 from ..artifacts import ArtifactSpec
 from .config import SVDiffConfig
 from .layer import NormShift, SpectralShift
@@ -17,10 +23,10 @@ register_method(
     train=train_svdiff,
     spec=ArtifactSpec(
         recognize=is_adapter_folder_of(SVDiffConfig.method),
-        loads_with="the merged UNet: UNet2DConditionModel.from_pretrained(folder)",
+        loads_with=MERGED_LOADS_WITH,
         applied=artifact_applied,
         merged_unet=merged_unet_from_folders,
-        stock_loadable=False,
+        merged_components=merged_components_from_folders,
         changes_layers=True,
     ),
 )

@@ -103,6 +103,8 @@ def test_the_merged_unet_export_loads_as_a_stock_unet(tiny_pipe, tmp_path):
         ValueError, match="textual_inversion artifact, which has no merged-UNet export.*load_textual"
     ):
         diffusion.export_merged_unet(tiny_pipe, tmp_path / "ti", tmp_path / "unet2")
+    with pytest.raises(ValueError, match="lora artifact, which stock diffusers loads as it is: .*load_lora"):
+        diffusion.export_merged_components(tiny_pipe, tmp_path / "lora", tmp_path / "merged")
 
 
 def test_bad_inputs_get_clear_errors(tiny_pipe, tmp_path):

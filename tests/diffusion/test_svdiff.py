@@ -105,16 +105,22 @@ def test_generate_applies_the_svdiff_and_equals_the_stock_merged_model(trained, 
     assert np.abs(ours - plain).max() > 0.05  # the SVDiff changed the image ...
     np.testing.assert_array_equal(run([art]), ours)  # ... the same way each time
 
-    # ... into the image of a stock pipeline read from disk with both shifted components merged
-    unet = UNet2DConditionModel.from_pretrained(diffusion.export_merged_unet(pipe, art, tmp_path / "unet"))
-    text_encoder = CLIPTextModel.from_pretrained(tiny_sd_dir / "text_encoder")
-    merge(load_adapter(text_encoder, art / "text_encoder"), unload=True)
+    # ... into the image of a stock pipeline read from disk with both shifted components merged (the download)
+    merged = tmp_path / "merged"
+    assert diffusion.export_merged_components(pipe, art, merged) == ["unet", "text_encoder"]
+    unet = UNet2DConditionModel.from_pretrained(merged, subfolder="unet")
+    text_encoder = CLIPTextModel.from_pretrained(merged, subfolder="text_encoder")
     stock = StableDiffusionPipeline.from_pretrained(tiny_sd_dir, unet=unet, text_encoder=text_encoder)
     stock.set_progress_bar_config(disable=True)
     np.testing.assert_allclose(ours, sample(stock)[0], rtol=0, atol=1e-4)
 
     live = load_adapter(UNet2DConditionModel.from_pretrained(tiny_sd_dir / "unet"), art / "unet")
     assert torch.allclose(_unet_out(unet), _unet_out(live), atol=1e-5)
+    with pytest.warns(UserWarning, match="also adapts text_encoder, which a merged UNet leaves out"):
+        alone = UNet2DConditionModel.from_pretrained(
+            diffusion.export_merged_unet(pipe, art, tmp_path / "unet")
+        )
+    assert torch.equal(_unet_out(alone), _unet_out(unet))  # the UNet-only export is the same UNet
     assert not torch.allclose(_unet_out(unet), _unet_out(pipe.unet), atol=1e-4)
 
 

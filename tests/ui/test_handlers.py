@@ -343,21 +343,24 @@ def test_model_boxes_cannot_make_the_server_read_outside_its_folders(studio, few
 
 
 @pytest.mark.parametrize(
-    ("method", "inside", "loader"),
+    ("method", "options", "inside", "loader"),
     [
-        ("difffit", "diffusion_pytorch_model.safetensors", "UNet2DConditionModel.from_pretrained"),
-        ("lora", "pytorch_lora_weights.safetensors", "load_lora_weights"),
+        ("difffit", {}, {"unet/diffusion_pytorch_model.safetensors"}, "UNet2DConditionModel.from_pretrained"),
+        ("svdiff", {"train_text_encoder": True},
+         {"unet/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors"}, "CLIPTextModel"),
+        ("lora", {}, {"pytorch_lora_weights.safetensors"}, "load_lora_weights"),
     ],
-)
-def test_export_offers_what_stock_diffusers_loads(studio, tmp_path, method, inside, loader):
+)  # fmt: skip
+def test_export_offers_what_stock_diffusers_loads(studio, tmp_path, method, options, inside, loader):
     import diffusion
     from studio.ui.library import Entry
     from tests.diffusion.tiny import concept_images
 
     pipe = diffusion.load_pipeline("studio/shapes-sd", disable_progress_bar=True)
     art = diffusion.personalize(pipe, concept_images(1), method, token="<q>", steps=1, batch_size=1,
-                                output_dir=tmp_path / method, progress=False)  # fmt: skip
+                                output_dir=tmp_path / method, progress=False, **options)  # fmt: skip
     studio.library.publish(art, Entry(method, "diffusion", method, "studio/shapes-sd"))
     path, note = export_artifact(studio, method)
-    assert inside in zipfile.ZipFile(path).namelist()  # a merged UNet for DiffFit, the LoRA file as it is
+    # merged components for DiffFit and SVDiff (its text-encoder shifts too), the LoRA file as it is
+    assert inside <= set(zipfile.ZipFile(path).namelist())
     assert loader in note

@@ -65,4 +65,5 @@ def test_personalize_then_generate_and_export_on_an_sdxl_base(sdxl_studio, conce
     if method == "difffit":  # the merged SDXL UNet, loadable with stock from_pretrained
         out = archive.parent / "unzipped"
         zipfile.ZipFile(archive).extractall(out)
-        assert UNet2DConditionModel.from_pretrained(out).config.addition_embed_type == "text_time"
+        unet = UNet2DConditionModel.from_pretrained(out, subfolder="unet")
+        assert unet.config.addition_embed_type == "text_time"

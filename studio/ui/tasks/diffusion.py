@@ -194,9 +194,10 @@ def caption(settings: dict[str, Any]) -> str:
 def export_artifact(studio, name: str) -> tuple[Path, str]:
     """A download in diffusers' formats for library entry `name`, with a note on how to load it.
 
-    A method whose artifact stock diffusers does not load (SVDiff, DiffFit: `ArtifactSpec.stock_loadable`)
-    exports its merged UNet, a stock `UNet2DConditionModel` folder; the other artifacts are already in their
-    diffusers format, so the export is their folder as a zip. The note is the method's `loads_with`.
+    A method whose artifact stock diffusers does not load (SVDiff, DiffFit: `ArtifactSpec.merged_components`)
+    exports every component it adapts, merged, as stock folders (`unet/`, and `text_encoder/` when trained);
+    the other artifacts are already in their diffusers format, so the export is their folder as a zip. The
+    note is the method's `loads_with`.
 
     Raises:
         ValueError: the entry is not a diffusion artifact.
@@ -207,10 +208,12 @@ def export_artifact(studio, name: str) -> tuple[Path, str]:
             f"{name!r} is a {entry.domain} adapter; export applies to diffusion artifacts (use Download)"
         )
     spec = diffusion.artifact_spec(entry.method)
-    if not spec.stock_loadable:
-        out = studio.workspace.new_folder("tmp", f"{name}-unet")
+    if spec.merged_components is not None:
+        out = studio.workspace.new_folder("tmp", f"{name}-merged")
         pipe = diffusion.load_pipeline(entry.base_model, disable_progress_bar=True)
-        diffusion.export_merged_unet(pipe, studio.library.path(name), out / "unet", check_base_model=False)
-        archive = shutil.make_archive(str(out / f"{name}-unet"), "zip", root_dir=out / "unet")
+        diffusion.export_merged_components(
+            pipe, studio.library.path(name), out / "merged", check_base_model=False
+        )
+        archive = shutil.make_archive(str(out / f"{name}-merged"), "zip", root_dir=out / "merged")
         return Path(archive), f"load with {spec.loads_with}"
     return studio.library.zip(name), f"load with {spec.loads_with}"
