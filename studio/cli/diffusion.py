@@ -40,11 +40,31 @@ def _personalize(args: argparse.Namespace) -> None:
         steps=args.steps,
         batch_size=args.batch_size,
         prior_preservation=args.prior_preservation,
-        class_images=args.class_images,
+        class_images=_class_images(args.class_images, args.class_word),
         concepts=[{"token": t, "class_word": w or None, "images": i} for t, w, i in args.concept],
         **run,
     )
     print(f"artifact: {art}")
+
+
+def _class_images(values: list[str], class_word: str | None) -> str | dict[str | None, str] | None:
+    """`--class-images` values as `ConceptRun.class_images`: a plain FOLDER is the first concept's class
+    (`class_word`), `CLASS_WORD=FOLDER` any concept's.
+
+    Raises:
+        ValueError: more than one plain FOLDER.
+    """
+    plain = [v for v in values if "=" not in v]
+    if len(plain) > 1:
+        raise ValueError(
+            "--class-images: one plain FOLDER (the first concept's class); CLASS_WORD=FOLDER for others"
+        )
+    given: dict[str | None, str] = dict(v.split("=", 1) for v in values if "=" in v)
+    if plain and not given:
+        return plain[0]
+    if plain:
+        given[class_word] = plain[0]
+    return given or None
 
 
 def _generate(args: argparse.Namespace) -> None:
@@ -212,7 +232,14 @@ def add_parser(domains: argparse._SubParsersAction) -> argparse._SubParsersActio
     fit.add_argument("--steps", type=int, default=500)
     fit.add_argument("--batch-size", type=int, default=4)
     fit.add_argument("--prior-preservation", action="store_true", help="add a loss on class images")
-    fit.add_argument("--class-images", default=None, help="folder of class images (default: generated)")
+    fit.add_argument(
+        "--class-images",
+        action="append",
+        default=[],
+        metavar="[CLASS_WORD=]FOLDER",
+        help="folder of the first concept's class images, or CLASS_WORD=FOLDER for any concept's class "
+        "(repeatable; default: generated)",
+    )
     _run_options(fit)
     fit.set_defaults(run=_personalize)
 

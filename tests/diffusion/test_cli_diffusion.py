@@ -48,3 +48,29 @@ def test_several_concepts_and_cut_mix_unmix_from_the_shell(tiny_sd_dir, tmp_path
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("studio: error:")]
     assert code == 2 and len(errors) == 1 and "cut_mix_unmix needs two or more concepts" in errors[0]
     assert "--concept TOKEN CLASS_WORD IMAGES" in errors[0]
+
+
+def test_class_images_for_each_concepts_class_from_the_shell(tiny_sd_dir, tmp_path, capsys):
+    folders = {}
+    for word, seed in (("circle", 1), ("square", 2)):
+        folders[word] = tmp_path / word
+        folders[word].mkdir()
+        for i, image in enumerate(concept_images(2, seed=seed)):
+            image.save(folders[word] / f"{i}.png")
+    base = ["diffusion", "personalize", "--model", str(tiny_sd_dir), "--method", "svdiff", "--images",
+            str(folders["circle"]), "--token", "<a>", "--class-word", "circle", "--concept", "<b>", "square",
+            str(folders["square"]), "--prior-preservation", "--steps", "1", "--batch-size", "2"]  # fmt: skip
+    art = tmp_path / "art"
+    given = ["--class-images", str(folders["circle"]), "--class-images", f"square={folders['square']}"]
+    assert main([*base, *given, "--out", str(art)]) == 0
+    assert not list(art.glob("class_images*"))  # both classes used the user's images; none were drawn
+
+    for bad, message in (
+        (["--class-images", "a", "--class-images", "b"], "one plain FOLDER"),
+        (["--class-images", f"triangle={folders['square']}"], "['triangle'] that no concept has"),
+    ):
+        capsys.readouterr()
+        code = main([*base, *bad, "--out", str(tmp_path / "bad")])
+        err = capsys.readouterr().err
+        errors = [line for line in err.splitlines() if line.startswith("studio: error:")]
+        assert code == 2 and len(errors) == 1 and message in errors[0] and "Traceback" not in err

@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 
 import diffusion
 from diffusion.artifacts import artifact_metadata, check_artifact, read_artifact, write_artifact_info
+from diffusion.concept import Concept
 from diffusion.control.sampling import PreparedCall
 from diffusion.denoise import cubic_timesteps, denoising_loss, prediction_target, training_scheduler
 from diffusion.latents import encode_latents
@@ -63,6 +64,25 @@ def test_the_prior_loss_changes_the_update(tiny_pipe, tmp_path):
     assert without.keys() == weighted.keys()
     # the class images' term steers the shifts: measured 0.3 apart (two identical runs: within 1e-5)
     assert max((without[k] - weighted[k]).abs().max().item() for k in without) > 1e-2
+
+
+def test_each_concepts_class_takes_the_users_class_images(tiny_pipe, tmp_path):
+    def shifts(seed):
+        art = diffusion.personalize(
+            tiny_pipe, concept_images(2), method="svdiff", token="<r>", class_word="circle", steps=2,
+            batch_size=2, lr=0.1, concepts=[Concept("<s>", concept_images(2, seed=2), "square")],
+            prior_preservation=True, num_class_images=2, class_images={"square": concept_images(2, seed=seed)},
+            output_dir=tmp_path / str(seed), progress=False,
+        )  # fmt: skip
+        assert len(list((art / "class_images").glob("*.png"))) == 2  # the first class's are drawn ...
+        assert not (art / "class_images-square").exists()  # ... the second's are the user's
+        return load_file(art / "unet" / "adapter_model.safetensors")
+
+    one, other = shifts(5), shifts(6)
+    assert max((one[k] - other[k]).abs().max().item() for k in one) > 1e-2  # and they steer the update
+    with pytest.raises(ValueError, match=r"class word\(s\) \['dog'\] that no concept has"):
+        diffusion.personalize(tiny_pipe, concept_images(1), token="<z>", class_word="circle",
+                              class_images={"dog": concept_images(1)}, output_dir=tmp_path / "x")  # fmt: skip
 
 
 def test_bad_inputs_are_clear_errors(tiny_pipe, tmp_path):
