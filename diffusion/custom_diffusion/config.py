@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from studio.core import AdapterConfig, hfield
+from studio.core import hfield
 from studio.engine import check_number
+
+from ..adapter_config import DiffusionAdapterConfig
 
 
 @dataclass
-class CustomDiffusionConfig(AdapterConfig):
+class CustomDiffusionConfig(DiffusionAdapterConfig):
     """Custom Diffusion (Kumari et al., 2023): fine-tune only the cross-attention key and value projections
     (which map text into the UNet) plus a new modifier token `V*` for the concept.
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from studio.core import AdapterConfig, hfield
+from studio.core import hfield
 from studio.engine import check_number
+
+from ..adapter_config import DiffusionAdapterConfig
 
 SCALE_TARGETS = ["attn1.to_out.0", "attn2.to_out.0", "ff.net.2"]
 
 
 @dataclass
-class DiffFitConfig(AdapterConfig):
+class DiffFitConfig(DiffusionAdapterConfig):
     """DiffFit (Xie et al., 2023): train the bias terms, the norm layers and new scale factors γ (init 1.0)
     on each transformer block's attention and feed-forward outputs, about 0.1% of the parameters.
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from studio.core import AdapterConfig, check_range, hfield
+from studio.core import check_range, hfield
 from studio.engine import check_number
+
+from ..adapter_config import DiffusionAdapterConfig
 
 UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 
 
 @dataclass
-class DiffusionLoRAConfig(AdapterConfig):
+class DiffusionLoRAConfig(DiffusionAdapterConfig):
     """LoRA (Hu et al., 2021) on the UNet's attention projections, and optionally the text encoder's, as
     diffusers' DreamBooth-LoRA trainer places it: `W + (alpha / r) · B A` with B starting at zero, so the
     pipeline starts equal to its base. Mergeable.

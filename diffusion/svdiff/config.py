@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from studio.core import AdapterConfig, check_range, hfield
+from studio.core import check_range, hfield
 from studio.engine import check_number
+
+from ..adapter_config import DiffusionAdapterConfig
 
 
 @dataclass
-class SVDiffConfig(AdapterConfig):
+class SVDiffConfig(DiffusionAdapterConfig):
     """SVDiff (Han et al., 2023): fine-tune the singular values of each weight, `W' = U·diag(ReLU(σ + δ))·Vᵀ`.
 
     The SVD of every targeted weight is computed once per base model and cached on disk; only the shifts `δ`

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from studio.core import AdapterConfig, hfield
+from studio.core import hfield
 from studio.engine import check_number
+
+from ..adapter_config import DiffusionAdapterConfig
 
 
 @dataclass
-class TextualInversionConfig(AdapterConfig):
+class TextualInversionConfig(DiffusionAdapterConfig):
     """Textual Inversion (Gal et al., 2022): learn new token embeddings for a concept; nothing else trains.
 
     Only the new rows exist as parameters (the embedding table is not resized or differentiated while training),

@@ -35,9 +35,12 @@ class MethodConfig:
 
     Class attributes:
         method: the registry name of the method.
+        python_only: inherited fields that mean nothing for this method's models, so the CLI and the studio's
+            forms do not offer them (they stay settable from Python).
     """
 
     method: ClassVar[str] = ""
+    python_only: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
         # One check for every field of every method: the value has the annotated type (ints widen to floats,
@@ -87,8 +90,13 @@ class MethodConfig:
     @classmethod
     def options(cls) -> list[dataclasses.Field]:
         """The fields a user sets from the CLI (`--set KEY=VALUE`) and the studio's forms, in declaration
-        order: all but those made with `hfield(..., option=False)` (set from Python only)."""
-        return [f for f in dataclasses.fields(cls) if f.metadata.get("option", True)]
+        order: all but those made with `hfield(..., option=False)` and those named in `python_only` (set from
+        Python only)."""
+        return [
+            f
+            for f in dataclasses.fields(cls)
+            if f.metadata.get("option", True) and f.name not in cls.python_only
+        ]
 
 
 @dataclass

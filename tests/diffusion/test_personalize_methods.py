@@ -128,6 +128,10 @@ def test_the_cli_offers_the_registered_personalization_methods():
     help_text = personalize.format_help()
     assert all(f"  {name}: " in help_text for name in method_names("diffusion", "personalize"))
     assert "num_vectors=1" in help_text and "include_norms=True" in help_text
+    # diffusers' models run without dropout, so train/eval mode of the frozen parts is not offered
+    assert "frozen_eval" not in help_text
+    assert all("frozen_eval" not in [f.name for f in get_method(name, "diffusion").config_cls.options()]
+               for name in method_names("diffusion", "personalize"))  # fmt: skip
 
 
 def _subparser(parser, name):
