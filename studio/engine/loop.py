@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator, PartialState, skip_first_batches
+from accelerate.state import AcceleratorState
 from accelerate.utils import gather_object, parse_flag_from_env, set_seed
 from torch import nn
 from torch.utils.data import Dataset
@@ -63,6 +64,15 @@ def main_process() -> Iterator[bool]:
         yield state.is_main_process
     finally:
         state.wait_for_everyone()
+
+
+def _accelerator(mixed_precision: str, grad_accum_steps: int) -> Accelerator:
+    """An `Accelerator` for one run. accelerate keeps one mixed-precision setting per process and refuses
+    another, but a notebook, the studio or a benchmark trains with several in turn; a run that asks for another
+    one starts that setting afresh (as transformers' `TrainingArguments` does), keeping the processes' state."""
+    if AcceleratorState._shared_state.get("_mixed_precision", mixed_precision) != mixed_precision:
+        AcceleratorState._reset_state(reset_partial_state=False)
+    return Accelerator(mixed_precision=mixed_precision, gradient_accumulation_steps=grad_accum_steps)
 
 
 def train(
@@ -167,9 +177,7 @@ def train(
     check_number("weight_decay", weight_decay, allow_zero=True)
     if max_grad_norm is not None:
         check_number("max_grad_norm", max_grad_norm)
-    accelerator = Accelerator(
-        mixed_precision=resolve_mixed_precision(mixed_precision), gradient_accumulation_steps=grad_accum_steps
-    )
+    accelerator = _accelerator(resolve_mixed_precision(mixed_precision), grad_accum_steps)
     # The run folder is locked until the end, even when training fails.
     with claim_run_folder(output_dir, resume, overwrite, accelerator) as resume_from:
         main = accelerator.is_main_process

@@ -138,3 +138,15 @@ def test_mixed_precision_auto_is_no_on_cpu(monkeypatch):
     assert resolve_mixed_precision("bf16") == "bf16"
     with pytest.raises(ValueError, match="mixed_precision must be 'auto', 'no', 'fp16' or 'bf16', got 'fp8'"):
         resolve_mixed_precision("fp8")
+
+
+def test_one_process_trains_in_several_precisions_in_turn():
+    """A notebook (or the studio) may run one run without mixed precision and the next with bf16: each gets
+    its own, where accelerate alone would refuse the second ("restart your runtime")."""
+    seen = []
+    for precision in ("no", "bf16", "no"):
+        model = make_model()
+        model[0].register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+        train(model, make_data(n=8), mse_loss, batch_size=8, max_steps=1, mixed_precision=precision,
+              progress=False)  # fmt: skip
+    assert seen == [torch.float32, torch.bfloat16, torch.float32]
