@@ -131,7 +131,7 @@ class MemoryPlan:
     Args:
         optimizer: the engine's `optimizer` argument (a name, or a factory for the 8-bit AdamW).
         preview: wraps a preview's `sample_fn` so it runs with the offloaded modules back on the device and
-            under autocast when frozen weights are in half precision.
+            under autocast in the training dtype when the run trains in mixed precision.
     """
 
     optimizer: str | Callable[..., torch.optim.Optimizer]
@@ -153,8 +153,35 @@ def _unique(modules: Sequence[nn.Module | None]) -> list[nn.Module]:
     return list(seen.values())
 
 
+def check_training_precision(pipe, mixed_precision: str) -> None:
+    """Refuse a run that would compute in fp32 (`mixed_precision` "no", or "auto" without CUDA) on a pipeline
+    loaded in half precision, whose weights and cached inputs would not match; before any work.
+
+    Raises:
+        ValueError: saying which dtype to load the pipeline in, or which mixed precision to train with.
+    """
+    dtype = pipe.unet.dtype
+    if dtype != torch.float32 and resolve_mixed_precision(mixed_precision) == "no":
+        where = " (without CUDA)" if mixed_precision == "auto" else ""
+        raise ValueError(
+            f"the pipeline is loaded in {dtype} but mixed_precision={mixed_precision!r}{where} trains in float32: "
+            "load it in float32 (load_pipeline's default torch_dtype), or train with mixed_precision='bf16' or "
+            "'fp16' (on a GPU)"
+        )
+
+
 def _train_dtype(mixed_precision: str) -> torch.dtype | None:
     return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(resolve_mixed_precision(mixed_precision))
+
+
+def _trainable_in_fp32(modules: list[nn.Module]) -> None:
+    """Give the trainable half-precision parameters of `modules` fp32 storage, as diffusers' trainers do
+    (`cast_training_params`): an optimizer step much smaller than the weight would round away in fp16/bf16, and
+    fp16 gradients cannot be unscaled. They are the adapter's, so they stay fp32 (and are saved so)."""
+    for module in modules:
+        for p in module.parameters():
+            if p.requires_grad and p.dtype != torch.float32 and p.is_floating_point():
+                p.data = p.data.float()
 
 
 @contextmanager
@@ -256,7 +283,8 @@ def memory_savings(
         ValueError: a bad option, or the 8-bit AdamW without `bitsandbytes`.
     """
     settings = MemoryOptions.of(options).resolved()
-    dtype = _train_dtype(mixed_precision) if settings.frozen_in_train_dtype else None
+    autocast = _train_dtype(mixed_precision)
+    dtype = autocast if settings.frozen_in_train_dtype else None
     parked = _unique(offload) if settings.offload else []
     homes = {module: _device_of(module) for module in parked}
 
@@ -266,7 +294,7 @@ def memory_savings(
             for module in parked:
                 module.to(target)
             try:
-                with torch.autocast(target.type, dtype=dtype, enabled=dtype is not None):
+                with torch.autocast(target.type, dtype=autocast, enabled=autocast is not None):
                     return sample_fn()
             finally:
                 for module in parked:
@@ -275,6 +303,7 @@ def memory_savings(
         return sample
 
     optimizer = adamw8bit if settings.optimizer == "adamw8bit" else "adamw"
+    _trainable_in_fp32(_unique(frozen))
     with (
         _frozen_in(_unique(frozen), _unique(offload), dtype),
         gradient_checkpointing(backward, settings.gradient_checkpointing),

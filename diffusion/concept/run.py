@@ -21,7 +21,7 @@ from ..artifacts import artifact_metadata, base_model_of, write_artifact_info
 from ..denoise import training_scheduler
 from ..images import images_to_tensor, load_images, pipeline_resolution
 from ..latents import encode_latents
-from ..memory import MemoryOptions, memory_savings
+from ..memory import MemoryOptions, check_training_precision, memory_savings
 from ..previews import PreviewCallback
 from ..unload import remove_adapter, requires_grad_flags
 from .class_images import class_images as generate_class_images
@@ -269,10 +269,12 @@ def train_concept(pipe, images, run: ConceptRun, method: str, install: Callable[
         The artifact folder, with the method's files and `studio_artifact.json`.
 
     Raises:
-        ValueError: no usable images (or none given for a concept), two concepts with one token.
+        ValueError: no usable images (or none given for a concept), two concepts with one token, a pipeline in
+            half precision trained without mixed precision.
     """
     named = run.named_concepts()
     check_distinct_tokens([token for token, _ in named])
+    check_training_precision(pipe, run.mixed_precision)
     for concept in run.concepts:
         if concept.images is None:
             raise ValueError(

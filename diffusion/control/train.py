@@ -27,7 +27,7 @@ from ..artifacts import artifact_metadata, base_model_of, write_artifact_info
 from ..denoise import cubic_timesteps, denoising_loss, training_scheduler
 from ..images import images_to_tensor, pipeline_resolution
 from ..latents import LatentCache, encode_latents
-from ..memory import MemoryOptions, memory_savings
+from ..memory import MemoryOptions, check_training_precision, memory_savings
 from ..previews import PreviewCallback
 from ..unload import frozen
 from .config import ControlConfig
@@ -186,7 +186,8 @@ def train_control(
         plus `studio_artifact.json`.
 
     Raises:
-        ValueError: for an unknown method, a bad config, or a dataset without usable pairs.
+        ValueError: for an unknown method, a bad config, a dataset without usable pairs, or a pipeline in half
+            precision trained without mixed precision.
     """
     registered = control_method(method)
     spec, config_cls = registered.spec, registered.config_cls
@@ -194,6 +195,7 @@ def train_control(
     check_count("steps", steps)
     check_count("batch_size", batch_size)
     MemoryOptions.of(memory)  # a bad preset is refused before any work
+    check_training_precision(pipe, mixed_precision)
     condition = None if spec.reference else condition
     size = pipeline_resolution(pipe)
     examples = read_control_folder(

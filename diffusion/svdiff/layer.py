@@ -95,7 +95,7 @@ class NormShift(AdapterLayer):
         base = self.base_layer
         if not self.active:
             return base(x)
-        weight = base.weight + self.scale * self.delta
+        weight = base.weight + (self.scale * self.delta).to(base.weight.dtype)
         if isinstance(base, nn.GroupNorm):
             return F.group_norm(x, base.num_groups, weight, base.bias, base.eps)
         return F.layer_norm(x, base.normalized_shape, weight, base.bias, base.eps)

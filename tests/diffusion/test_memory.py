@@ -3,7 +3,6 @@ without them does, that the pipeline is left as it was, and the errors a user ca
 
 import pytest
 import torch
-from accelerate.state import AcceleratorState
 from diffusers.models.attention_processor import AttnProcessor2_0
 from safetensors.torch import load_file
 
@@ -126,17 +125,7 @@ def test_textual_inversion_with_checkpointing_and_offload_learns_what_it_does_wi
     assert _same(before[:2], after[:2])
 
 
-@pytest.fixture
-def fresh_accelerate_state():
-    """accelerate fixes the mixed precision of a process at its first `Accelerator`; bf16 needs a fresh one."""
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
-
-
-def test_mixed_precision_run_trains_fp32_parameters_beside_half_frozen_weights(
-    tiny_pipe, tmp_path, fresh_accelerate_state
-):
+def test_mixed_precision_run_trains_fp32_parameters_beside_half_frozen_weights(tiny_pipe, tmp_path):
     before = _state(tiny_pipe.unet, tiny_pipe.vae)
     seen = Inspect(tiny_pipe)
     out = _ti(tiny_pipe, tmp_path / "bf16", memory="12", mixed_precision="bf16", callbacks=[seen])
@@ -145,6 +134,38 @@ def test_mixed_precision_run_trains_fp32_parameters_beside_half_frozen_weights(
     embeds = load_file(out / "learned_embeds.safetensors")
     assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in embeds.values())
     assert _same(before, _state(tiny_pipe.unet, tiny_pipe.vae))
+
+
+def test_a_pipeline_loaded_in_half_precision_trains_fp32_adapters_and_is_left_as_it_was(
+    tiny_sd_dir, tmp_path
+):
+    write_control_pairs(tmp_path / "pairs", [Scene("circle", "red", background="grey")] * 2)
+    pipe = diffusion.load_pipeline(tiny_sd_dir, torch_dtype=torch.bfloat16, disable_progress_bar=True)
+    before = _state(pipe.unet, pipe.text_encoder)
+    run = dict(
+        steps=1, batch_size=2, mixed_precision="bf16", preview_every=1, preview_steps=1, progress=False
+    )
+    svdiff = diffusion.personalize(pipe, concept_images(2), method="svdiff", token="<h>", output_dir=tmp_path / "s",
+                                   **run)  # fmt: skip
+    controlnet = diffusion.train_control(pipe, tmp_path / "pairs", output_dir=tmp_path / "c", **run)
+    for file in (
+        svdiff / "unet" / "adapter_model.safetensors",
+        controlnet / "diffusion_pytorch_model.safetensors",
+    ):
+        weights = load_file(file)  # trained in fp32 (as diffusers' cast_training_params), norm shifts too
+        assert {v.dtype for v in weights.values()} == {torch.float32}
+        assert all(torch.isfinite(v).all() for v in weights.values())
+    assert _same(before, _state(pipe.unet, pipe.text_encoder))
+
+    half = diffusion.load_pipeline(tiny_sd_dir, torch_dtype=torch.float16, disable_progress_bar=True)
+    refused = r"loaded in torch.float16 but mixed_precision='no' trains in float32: load it in float32"
+    with pytest.raises(ValueError, match=refused):
+        diffusion.personalize(
+            half, concept_images(1), token="<h>", mixed_precision="no", output_dir=tmp_path / "x"
+        )
+    with pytest.raises(ValueError, match=refused):
+        diffusion.train_control(half, tmp_path / "pairs", mixed_precision="no", output_dir=tmp_path / "y")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()  # refused before any work
 
 
 def test_controlnet_with_the_memory_options_trains_what_it_does_without(tiny_pipe, tmp_path):

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from accelerate.state import AcceleratorState
 from diffusers import (
     AutoencoderKL,
     ControlNetModel,
@@ -128,14 +127,6 @@ def pairs(tmp_path_factory):
     return folder
 
 
-@pytest.fixture
-def bf16_run():
-    """accelerate fixes a process's mixed precision at its first `Accelerator`; bf16 needs a fresh state."""
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
-
-
 def _one_step(pipe, prompt=PROMPT, **kw):
     generator = torch.Generator().manual_seed(0)
     return pipe(
@@ -214,7 +205,7 @@ def _stock_personalized(pipe, art, method):
 
 @pytest.mark.parametrize(("real", "method"), _cases(PERSONALIZE), indirect=["real"])
 def test_a_personalization_trains_on_a_real_architecture_and_samples_as_stock_diffusers_does(
-    real, tmp_path, bf16_run, method
+    real, tmp_path, method
 ):
     art = diffusion.personalize(real, concept_images(1, size=SIDE), method, token=TOKEN, class_word="circle",
                                 steps=1, batch_size=1, flip=False, output_dir=tmp_path / method, memory="12",
@@ -239,7 +230,7 @@ def test_a_personalization_trains_on_a_real_architecture_and_samples_as_stock_di
     ("real", "method"), _cases(["controlnet", "t2i_adapter", "ip_adapter"]), indirect=["real"]
 )
 def test_a_control_trains_on_a_real_architecture_and_samples_as_stock_diffusers_does(
-    real, pairs, tmp_path, bf16_run, method
+    real, pairs, tmp_path, method
 ):
     art = diffusion.train_control(real, pairs, method=method, steps=1, batch_size=1, flip=False,
                                   output_dir=tmp_path / method, memory="12", mixed_precision="bf16",
