@@ -16,3 +16,11 @@ class DiffusionAdapterConfig(AdapterConfig):
     """
 
     python_only = ("frozen_eval",)
+
+    def check_concepts(self, count: int) -> None:
+        """Refuse a run of `count` concepts that this method cannot train, before any work (every count is
+        accepted unless a method says otherwise).
+
+        Raises:
+            ValueError: saying what the method needs.
+        """

@@ -67,8 +67,8 @@ def method_options(
     method: str, config: MethodConfig | dict[str, Any] | None, options: dict[str, Any]
 ) -> tuple[Method, MethodConfig, dict[str, Any]]:
     """Route `personalize`'s keyword options: fields of `method`'s config go into `config`, the rest must be
-    `ConceptRun` fields. Checks everything a config checks, so a caller (e.g. a form) can refuse bad options
-    before any work.
+    `ConceptRun` fields. Checks everything a config checks (with `concepts` among the options, also that the
+    method trains that many concepts), so a caller (e.g. a form) can refuse bad options before any work.
 
     Args:
         method: a personalization method's name.
@@ -100,4 +100,7 @@ def method_options(
     config = entry.config_cls.coerce(config)
     if settings:
         config = dataclasses.replace(config, **settings)
+    check_concepts = getattr(config, "check_concepts", None)
+    if check_concepts is not None and "concepts" in options:
+        check_concepts(1 + len(options["concepts"]))
     return entry, config, {k: v for k, v in options.items() if k in run_fields}

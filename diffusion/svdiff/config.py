@@ -49,6 +49,15 @@ class SVDiffConfig(DiffusionAdapterConfig):
         1.0, "With cut_mix_unmix: weight of the Unmix attention penalty in the loss (0: Cut-Mix alone)."
     )
 
+    def check_concepts(self, count: int) -> None:
+        """Refuse Cut-Mix-Unmix for a run of fewer than two concepts."""
+        if self.cut_mix_unmix and count < 2:
+            raise ValueError(
+                "cut_mix_unmix needs two or more concepts; add them with concepts=[Concept(token, images, "
+                "class_word)] (CLI: --concept TOKEN CLASS_WORD IMAGES; studio: the more-concepts rows), or turn "
+                "cut_mix_unmix off"
+            )
+
     def validate(self) -> None:
         """Reject a negative scale, a learning rate <= 0, a collage probability outside [0, 1] and a negative
         Unmix weight."""

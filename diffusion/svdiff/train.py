@@ -45,13 +45,9 @@ def train_svdiff(
     """
     config = SVDiffConfig.coerce(config)
     run = concept_run(run, options)
+    config.check_concepts(1 + len(run.concepts))
     cut_mix = None
     if config.cut_mix_unmix:
-        if not run.concepts:
-            raise ValueError(
-                "cut_mix_unmix needs two or more concepts; add them with concepts=[Concept(token, images, "
-                "class_word)] (CLI: --concept TOKEN CLASS_WORD IMAGES), or turn cut_mix_unmix off"
-            )
         cut_mix = CutMixUnmix(config.cut_mix_probability, config.unmix_weight)
     # The targets name UNet modules; the text encoder takes every layer.
     text_config = (

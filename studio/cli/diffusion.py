@@ -9,6 +9,7 @@ import diffusion
 from diffusion.conditions import CONDITIONS
 from diffusion.generate import check_size_conditioning
 from diffusion.memory import FROZEN_DTYPES, GPU_MEMORY_CHOICES, OPTIMIZERS, MemoryOptions
+from diffusion.personalize import method_options
 from studio.core import method_names
 
 from .options import add_key_values, add_method_options, finite_float, int_in, method_config
@@ -29,6 +30,8 @@ def _load(args: argparse.Namespace):
 
 def _personalize(args: argparse.Namespace) -> None:
     config = method_config(args, "diffusion")  # a bad --set option is refused before the model loads
+    concepts = [{"token": t, "class_word": w or None, "images": i} for t, w, i in args.concept]
+    method_options(args.method, config, {"concepts": concepts})  # as is one the concepts cannot train with
     run = _run_kwargs(args)
     art = diffusion.personalize(
         _load(args),
@@ -41,7 +44,7 @@ def _personalize(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         prior_preservation=args.prior_preservation,
         class_images=_class_images(args.class_images, args.class_word),
-        concepts=[{"token": t, "class_word": w or None, "images": i} for t, w, i in args.concept],
+        concepts=concepts,
         **run,
     )
     print(f"artifact: {art}")

@@ -44,7 +44,8 @@ def test_several_concepts_and_cut_mix_unmix_from_the_shell(tiny_sd_dir, tmp_path
     assert info.hyperparameters["cut_mix_unmix"] is True
     assert info.extra["concepts"] == [{"token": "<b>", "class_word": "square"}]
     capsys.readouterr()
-    code = main([*base, "--set", "cut_mix_unmix=true", "--out", str(tmp_path / "one")])
+    missing = str(tmp_path / "no-model")  # refused before the model loads: this one would fail to
+    code = main([*base, "--model", missing, "--set", "cut_mix_unmix=true", "--out", str(tmp_path / "one")])
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("studio: error:")]
     assert code == 2 and len(errors) == 1 and "cut_mix_unmix needs two or more concepts" in errors[0]
     assert "--concept TOKEN CLASS_WORD IMAGES" in errors[0]

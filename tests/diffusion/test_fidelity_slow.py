@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]  # 31 min on 2 busy CPU cores
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]  # about half an hour on a 2-core CPU
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -64,3 +64,15 @@ def test_a_token_used_twice_is_refused_before_anything_is_queued(studio, concept
         personalize.start(studio, concept_files, "studio/shapes-sd", "svdiff", "<a>", "", 2, 0, "", None, "auto",
                           [(concept_files, "<a>", "")])  # fmt: skip
     assert not sent and not list((studio.workspace.root / "uploads").glob("*"))
+
+
+def test_cut_mix_unmix_with_one_concept_is_refused_before_anything_is_queued(
+    studio, concept_files, monkeypatch
+):
+    sent = _submitted(studio, monkeypatch)
+    with pytest.raises(
+        ValueError, match="cut_mix_unmix needs two or more concepts.*studio: the more-concepts rows"
+    ):
+        personalize.start(studio, concept_files, "studio/shapes-sd", "svdiff", "<a>", "", 2, 0, "",
+                          {"cut_mix_unmix": True}, "auto", [(None, "", "")])  # fmt: skip
+    assert not sent and not list((studio.workspace.root / "uploads").glob("*"))

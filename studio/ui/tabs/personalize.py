@@ -65,10 +65,11 @@ def start(
 
     Raises:
         ValueError: no or too many images, an empty token, two concepts with one token, an unknown method or
-            a bad option.
+            a bad option (e.g. Cut-Mix-Unmix with one concept).
     """
-    method_options(method, None, dict(options or {}))  # a bad option fails here, before anything is queued
     more = [(f, _token(t), (w or "").strip()) for f, t, w in concepts or () if f or (t or "").strip()]
+    # A bad option, or one the method cannot train with this many concepts, fails before anything is queued.
+    method_options(method, None, {**(options or {}), "concepts": more})
     token = _token(token)
     # Two concepts with one token fail here, before anything is imported or queued.
     ConceptRun(token=token, concepts=[{"token": t} for _, t, _ in more])
