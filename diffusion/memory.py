@@ -175,7 +175,8 @@ def _train_dtype(mixed_precision: str) -> torch.dtype | None:
 
 
 def _trainable_in_fp32(modules: list[nn.Module]) -> None:
-    """Give the trainable half-precision parameters of `modules` fp32 storage, as diffusers' trainers do
+    """Give the trainable half-precision parameters of `modules` (those the gradient passes through; a VAE
+    that still says `requires_grad` is not trained) fp32 storage, as diffusers' trainers do
     (`cast_training_params`): an optimizer step much smaller than the weight would round away in fp16/bf16, and
     fp16 gradients cannot be unscaled. They are the adapter's, so they stay fp32 (and are saved so)."""
     for module in modules:
@@ -303,7 +304,7 @@ def memory_savings(
         return sample
 
     optimizer = adamw8bit if settings.optimizer == "adamw8bit" else "adamw"
-    _trainable_in_fp32(_unique(frozen))
+    _trainable_in_fp32(_unique(backward))
     with (
         _frozen_in(_unique(frozen), _unique(offload), dtype),
         gradient_checkpointing(backward, settings.gradient_checkpointing),

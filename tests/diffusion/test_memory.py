@@ -141,7 +141,7 @@ def test_a_pipeline_loaded_in_half_precision_trains_fp32_adapters_and_is_left_as
 ):
     write_control_pairs(tmp_path / "pairs", [Scene("circle", "red", background="grey")] * 2)
     pipe = diffusion.load_pipeline(tiny_sd_dir, torch_dtype=torch.bfloat16, disable_progress_bar=True)
-    before = _state(pipe.unet, pipe.text_encoder)
+    before = _state(pipe.unet, pipe.vae, pipe.text_encoder)
     run = dict(
         steps=1, batch_size=2, mixed_precision="bf16", preview_every=1, preview_steps=1, progress=False
     )
@@ -155,7 +155,10 @@ def test_a_pipeline_loaded_in_half_precision_trains_fp32_adapters_and_is_left_as
         weights = load_file(file)  # trained in fp32 (as diffusers' cast_training_params), norm shifts too
         assert {v.dtype for v in weights.values()} == {torch.float32}
         assert all(torch.isfinite(v).all() for v in weights.values())
-    assert _same(before, _state(pipe.unet, pipe.text_encoder))
+    assert _same(before, _state(pipe.unet, pipe.vae, pipe.text_encoder))
+    assert {p.dtype for m in (pipe.unet, pipe.vae, pipe.text_encoder) for p in m.parameters()} == {
+        torch.bfloat16
+    }
 
     half = diffusion.load_pipeline(tiny_sd_dir, torch_dtype=torch.float16, disable_progress_bar=True)
     refused = r"loaded in torch.float16 but mixed_precision='no' trains in float32: load it in float32"
