@@ -199,6 +199,19 @@ def _export_unet(args: argparse.Namespace) -> None:
     print(diffusion.export_merged_unet(_load(args), args.adapter, args.out))
 
 
+def _export_merged(args: argparse.Namespace) -> None:
+    for name in diffusion.export_merged_components(_load(args), args.adapter, args.out):
+        print(Path(args.out) / name)
+
+
+def _add_export(commands: argparse._SubParsersAction, name: str, help: str, run) -> None:
+    export = commands.add_parser(name, help=help)
+    _model(export)
+    export.add_argument("--adapter", required=True, help="the artifact (folder or file)")
+    export.add_argument("--out", required=True)
+    export.set_defaults(run=run)
+
+
 def add_parser(domains: argparse._SubParsersAction) -> argparse._SubParsersAction:
     """Register `studio diffusion` and its subcommands.
 
@@ -272,13 +285,18 @@ def add_parser(domains: argparse._SubParsersAction) -> argparse._SubParsersActio
     gen.add_argument("--out", default="samples", help="folder for the PNGs")
     gen.set_defaults(run=_generate)
 
-    export = commands.add_parser(
+    _add_export(
+        commands,
         "export-unet",
-        help="write the UNet with an SVDiff, LoRA or DiffFit artifact merged in, as a stock folder",
+        "write the UNet with an SVDiff, LoRA or DiffFit artifact merged in, as a stock folder",
+        _export_unet,
     )
-    _model(export)
-    export.add_argument("--adapter", required=True, help="the artifact (folder or file)")
-    export.add_argument("--out", required=True)
-    export.set_defaults(run=_export_unet)
+    _add_export(
+        commands,
+        "export-merged",
+        "write every component an SVDiff or DiffFit artifact adapts (unet/, and text_encoder/ when trained), "
+        "merged, as stock folders",
+        _export_merged,
+    )
     _add_train_control(commands)
     return commands

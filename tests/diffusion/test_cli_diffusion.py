@@ -1,6 +1,10 @@
 """`studio diffusion personalize|generate`: the shell mirrors the Python API; bad input exits with code 2."""
 
+import pytest
+import torch
+from diffusers import UNet2DConditionModel
 from PIL import Image
+from transformers import CLIPTextModel
 
 from diffusion.artifacts import read_artifact
 from studio.cli import main
@@ -75,3 +79,40 @@ def test_class_images_for_each_concepts_class_from_the_shell(tiny_sd_dir, tmp_pa
         err = capsys.readouterr().err
         errors = [line for line in err.splitlines() if line.startswith("studio: error:")]
         assert code == 2 and len(errors) == 1 and message in errors[0] and "Traceback" not in err
+
+
+def test_exports_from_the_shell_keep_the_text_encoder_shifts(tiny_sd_dir, tmp_path, capsys):
+    images = tmp_path / "images"
+    images.mkdir()
+    for i, image in enumerate(concept_images(2)):
+        image.save(images / f"{i}.png")
+    art, model = tmp_path / "art", ["--model", str(tiny_sd_dir)]
+    code = main(["diffusion", "personalize", *model, "--method", "svdiff", "--images", str(images), "--token", "<q>",
+                 "--set", "train_text_encoder=true", "--set", "lr=0.5", "--steps", "1", "--batch-size", "2",
+                 "--out", str(art)])  # fmt: skip
+    assert code == 0
+
+    def export(command, out):
+        capsys.readouterr()
+        code = main(["diffusion", command, *model, "--adapter", str(art), "--out", str(tmp_path / out)])
+        return code, capsys.readouterr()
+
+    code, printed = export("export-merged", "merged")
+    assert code == 0 and printed.out.split() == [
+        str(tmp_path / "merged" / n) for n in ("unet", "text_encoder")
+    ]
+    shifted = CLIPTextModel.from_pretrained(tmp_path / "merged", subfolder="text_encoder").state_dict()
+    base = CLIPTextModel.from_pretrained(tiny_sd_dir / "text_encoder").state_dict()
+    assert any(not torch.equal(shifted[k], base[k]) for k in base)  # the shifts are in the export
+
+    with pytest.warns(UserWarning, match="also adapts text_encoder, which a merged UNet leaves out"):
+        code, printed = export("export-unet", "unet")
+    assert code == 0 and printed.out.strip() == str(tmp_path / "unet")
+    alone, merged = (UNet2DConditionModel.from_pretrained(tmp_path / "unet"),
+                     UNet2DConditionModel.from_pretrained(tmp_path / "merged", subfolder="unet"))  # fmt: skip
+    assert all(torch.equal(a, b) for a, b in zip(alone.parameters(), merged.parameters(), strict=True))
+
+    art = tmp_path / "unet"  # a UNet folder is no artifact
+    code, printed = export("export-merged", "bad")
+    errors = [line for line in printed.err.splitlines() if line.startswith("studio: error:")]
+    assert code == 2 and len(errors) == 1 and "Traceback" not in printed.err
