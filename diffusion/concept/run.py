@@ -16,6 +16,7 @@ from PIL import Image
 
 from studio.engine import Callback, check_count, check_number, main_process, train
 
+from ..adapter_config import one_concept_refusal
 from ..architecture import architecture_of
 from ..artifacts import artifact_metadata, base_model_of, write_artifact_info
 from ..denoise import training_scheduler
@@ -293,7 +294,7 @@ def train_concept(pipe, images, run: ConceptRun, method: str, install: Callable[
     try:
         plan = install(pipe)
         if len(plan.subjects) != len(named):
-            raise ValueError(f"{method} learns one concept per run, got {len(named)}; train each on its own")
+            raise ValueError(one_concept_refusal(method, len(named)))
         groups = plan.prompts()
         prompts = [prompt for group in groups for prompt in group]
         ranges = _consecutive([len(group) for group in groups])

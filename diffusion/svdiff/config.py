@@ -51,6 +51,7 @@ class SVDiffConfig(DiffusionAdapterConfig):
 
     def check_concepts(self, count: int) -> None:
         """Refuse Cut-Mix-Unmix for a run of fewer than two concepts."""
+        super().check_concepts(count)
         if self.cut_mix_unmix and count < 2:
             raise ValueError(
                 "cut_mix_unmix needs two or more concepts; add them with concepts=[Concept(token, images, "

@@ -19,6 +19,7 @@ class TextualInversionConfig(DiffusionAdapterConfig):
     """
 
     method = "textual_inversion"
+    one_concept_per_run = True
     merge_unsupported = (
         "new tokens extend the vocabulary; save the embeddings and load them as tokens instead"
     )

@@ -76,3 +76,13 @@ def test_cut_mix_unmix_with_one_concept_is_refused_before_anything_is_queued(
         personalize.start(studio, concept_files, "studio/shapes-sd", "svdiff", "<a>", "", 2, 0, "",
                           {"cut_mix_unmix": True}, "auto", [(None, "", "")])  # fmt: skip
     assert not sent and not list((studio.workspace.root / "uploads").glob("*"))
+
+
+def test_textual_inversion_with_two_concepts_is_refused_before_anything_is_queued(
+    studio, concept_files, monkeypatch
+):
+    sent = _submitted(studio, monkeypatch)
+    with pytest.raises(ValueError, match="textual_inversion learns one concept per run, got 2"):
+        personalize.start(studio, concept_files, "studio/shapes-sd", "textual_inversion", "<a>", "", 2, 0, "", None,
+                          "auto", [(concept_files, "<b>", "")])  # fmt: skip
+    assert not sent and not list((studio.workspace.root / "uploads").glob("*"))
