@@ -27,6 +27,11 @@ MERGED_LOADS_WITH = (
 )
 
 
+def adapted_components(folder: str | os.PathLike) -> list[str]:
+    """The pipeline components an artifact folder holds an adapter folder for, in `COMPONENTS` order."""
+    return [name for name in COMPONENTS if (Path(folder) / name / ADAPTER_CONFIG).is_file()]
+
+
 def save_adapter_folders(pipe, folder: str | os.PathLike, base_model: str | None) -> list[str]:
     """Save the adapter of every pipeline component that carries one, one adapter folder each.
 
@@ -57,12 +62,11 @@ def adapter_folders_applied(pipe, folder: str | os.PathLike) -> Iterator[None]:
     """
     applied = []
     try:
-        for name in COMPONENTS:
-            if (Path(folder) / name / ADAPTER_CONFIG).is_file():
-                model = getattr(pipe, name)
-                applied.append((model, requires_grad_flags(model)))
-                load_adapter(model, Path(folder) / name, check_base_model=False)
-                model.eval()
+        for name in adapted_components(folder):
+            model = getattr(pipe, name)
+            applied.append((model, requires_grad_flags(model)))
+            load_adapter(model, Path(folder) / name, check_base_model=False)
+            model.eval()
         yield
     finally:
         for model, flags in applied:
@@ -103,7 +107,7 @@ def merged_unet_from_folders(pipe, folder: str | os.PathLike, output_dir: str | 
     Returns:
         `output_dir`, loadable with `UNet2DConditionModel.from_pretrained`.
     """
-    left_out = [name for name in COMPONENTS[1:] if (Path(folder) / name / ADAPTER_CONFIG).is_file()]
+    left_out = [name for name in adapted_components(folder) if name != "unet"]
     if left_out:
         warnings.warn(
             f"{folder} also adapts {', '.join(left_out)}, which a merged UNet leaves out; "
@@ -132,7 +136,7 @@ def merged_components_from_folders(
     Returns:
         The components written, in `COMPONENTS` order.
     """
-    written = [name for name in COMPONENTS if (Path(folder) / name / ADAPTER_CONFIG).is_file()]
+    written = adapted_components(folder)
     for name in written:
         _save_merged(pipe, folder, name, Path(output_dir) / name)
     return written
